@@ -1,0 +1,213 @@
+"""The ``hrdis`` command line: a thin layer over the Python API.
+
+    hrdis solve --input face.png --task inpaint-box --out restored.png --grid grid.png
+    hrdis solve --observed lowres.png --task sr4 --out restored.png
+    hrdis info
+    hrdis sample --n 64 --out samples.png
+    hrdis train --data faces.tar --out runs/face64
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from . import images, masks, metrics, operators
+from .api import resolve_params, solve
+from .noise import parse_noise
+from .priors import load_prior
+from .solvers import METHODS
+from .tasks import INPAINT, SR, TASKS, get_task
+
+
+def _add_prior_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--prior", default="bundled", help="'bundled' (default), a prior folder, or a guided-diffusion .pt")
+    p.add_argument("--prior-config", help="JSON of guided-diffusion options, needed with a .pt checkpoint")
+    p.add_argument("--bf16", action="store_true", help="run the network under bfloat16 autocast (faster on recent CPUs)")
+
+
+def _load_prior(args):
+    return load_prior(args.prior, config=args.prior_config,
+                      autocast=torch.bfloat16 if getattr(args, "bf16", False) else None)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hrdis", description="Restore images with a diffusion prior (HRDIS and peers).")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("solve", help="restore one image", description=(
+        "Either simulate a measurement from a clean image (--input, with --task) or restore a real "
+        "degraded observation (--observed, with --mask or --scale / an SR --task)."))
+    src = s.add_mutually_exclusive_group(required=True)
+    src.add_argument("--input", help="a clean image: the measurement is simulated from it (and PSNR reported)")
+    src.add_argument("--observed", help="a degraded image to restore (inpainting, SR, deblurring, denoising)")
+    s.add_argument("--task", help=f"the problem and its preset: {', '.join(TASKS)}")
+    s.add_argument("--mask", help="with --observed: a PNG mask, white = observed, black = hole")
+    s.add_argument("--scale", type=int, help="with --observed: the SR factor (average pooling)")
+    s.add_argument("--method", default="hrdis", choices=list(METHODS))
+    s.add_argument("--steps", type=int, help="number of steps N (default: the task preset)")
+    s.add_argument("--seed", type=int, default=0, help="seeds the solver and the simulated mask/noise")
+    s.add_argument("--noise", default="none", help="measurement noise: none, gaussian:SIGMA, poisson:LEVEL, speckle:SIGMA")
+    s.add_argument("--beta", type=float, help="weight of fresh noise in the hybrid noise (HRDIS: 0.2)")
+    s.add_argument("--lr", type=float, help="Adam learning rate")
+    s.add_argument("--obs-weight", type=float, help="lambda_1, weight of the data term")
+    s.add_argument("--reg-weight", type=float, help="lambda_2, weight of the diffusion regulariser")
+    s.add_argument("--resize", action="store_true", help="square-crop and resize the input to the prior's size")
+    s.add_argument("--out", required=True, help="where to write the restored PNG")
+    s.add_argument("--grid", help="also write a comparison grid: truth | measurement | init | result")
+    s.add_argument("--history", help="also write the per-step history as JSON")
+    _add_prior_args(s)
+
+    i = sub.add_parser("info", help="list tasks, methods and the prior in use")
+    _add_prior_args(i)
+
+    sm = sub.add_parser("sample", help="draw unconditional samples from the prior (DDIM)")
+    sm.add_argument("--n", type=int, default=64)
+    sm.add_argument("--steps", type=int, default=50)
+    sm.add_argument("--eta", type=float, default=0.0)
+    sm.add_argument("--seed", type=int, default=0)
+    sm.add_argument("--out", required=True, help="PNG grid to write")
+    _add_prior_args(sm)
+
+    t = sub.add_parser("train", help="train a diffusion prior on a folder or tar of images")
+    t.add_argument("--data", required=True, help="a folder or .tar of images")
+    t.add_argument("--out", required=True, help="run folder: checkpoint.pt, log.jsonl and prior/ (the exported prior)")
+    t.add_argument("--size", type=int, default=64)
+    t.add_argument("--steps", type=int, default=20000)
+    t.add_argument("--batch", type=int, default=32)
+    t.add_argument("--lr", type=float, default=3e-4)
+    t.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this many minutes")
+    t.add_argument("--checkpoint-minutes", type=float, default=5.0)
+    t.add_argument("--max-index", type=int, default=9500,
+                   help="skip files numbered above this (CelebA: 9501-10000 are held-out test faces); -1 for none")
+    t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    t.add_argument("--no-bf16", action="store_true", help="train in float32")
+    return parser
+
+
+def cmd_solve(args) -> None:
+    prior = _load_prior(args)
+    size = prior.image_size
+    noise = parse_noise(args.noise)
+    truth = None
+    if args.input:
+        if not args.task:
+            raise ValueError("--input needs --task (e.g. --task inpaint-box); see `hrdis info`")
+        task = get_task(args.task)
+        truth = images.read_image(args.input, size=size, crop=args.resize)
+        operator = task.make_operator(truth.shape[-1], args.seed)
+        y = noise(operator(truth), seed=args.seed)
+        task_arg = task
+    else:
+        y_img = images.read_image(args.observed)
+        operator, task_arg = _observed_operator(args, y_img, size)
+        y = operator(y_img) if isinstance(operator, operators.Inpainting) else y_img
+    params = dict(steps=args.steps, beta=args.beta, lr=args.lr, obs_weight=args.obs_weight, reg_weight=args.reg_weight)
+    used = resolve_params(args.method, task_arg, noise, **params)
+    print(f"hrdis: {args.method} on {getattr(task_arg, 'name', task_arg) or 'custom'} with {json.dumps(used)}",
+          file=sys.stderr)
+    result = solve(y, operator, prior, args.method, task=task_arg, noise=noise, seed=args.seed, reference=truth,
+                   progress=True, **params)
+    images.write_image(result.image, args.out)
+    line = f"wrote {args.out} ({result.seconds:.1f} s, {result.nfe} network evaluations)"
+    if truth is not None:
+        line += f"; PSNR {metrics.psnr(result.image, truth)[0]:.2f} dB, SSIM {metrics.ssim(result.image, truth)[0]:.3f}"
+        line += f" (init {metrics.psnr(result.init, truth)[0]:.2f} dB)"
+    print(line)
+    if args.grid:
+        panels = [truth] if truth is not None else []
+        shown = operator.measurement_image(y)
+        if shown.shape[-1] != result.image.shape[-1]:  # low-res measurement: nearest upsample for display
+            shown = torch.nn.functional.interpolate(shown, size=result.image.shape[-2:], mode="nearest")
+        panels += [shown, result.init, result.image]
+        images.write_image(images.make_grid(panels), args.grid)
+        print(f"wrote {args.grid} ({'truth | ' if truth is not None else ''}measurement | init | result)")
+    if args.history:
+        images.atomic_write_bytes(args.history, json.dumps(
+            {"method": result.method, "params": result.params, "history": result.history}, indent=1).encode())
+
+
+def _observed_operator(args, y_img: torch.Tensor, size: int | None):
+    """The operator for a real observation, from --mask / --scale / an SR or blur task."""
+    if args.mask:
+        mask = masks.load_mask(args.mask, tuple(y_img.shape[-2:]))
+        return operators.Inpainting(mask), args.task or _custom_task("inpaint", INPAINT)
+    scale = args.scale
+    if scale is None and args.task and args.task.startswith("sr"):
+        scale = int(args.task[2:].split("-")[0])
+    if scale is not None:
+        if size is not None and y_img.shape[-1] * scale != size:
+            raise ValueError(f"the observation is {y_img.shape[-1]} px wide; x{scale} gives {y_img.shape[-1] * scale} px "
+                             f"but the prior works at {size} px")
+        op = operators.BicubicSR(scale, size) if args.task == "sr4-bicubic" else operators.AveragePoolSR(scale)
+        return op, args.task or _custom_task(f"sr{scale}", SR)
+    if args.task in ("denoise", "deblur-gauss", "deblur-motion"):
+        return get_task(args.task).make_operator(y_img.shape[-1], args.seed), args.task
+    raise ValueError("--observed needs --mask (inpainting), --scale / --task srN (super-resolution), or "
+                     "--task denoise|deblur-gauss|deblur-motion; compressed-sensing measurements are not images")
+
+
+def _custom_task(name, preset):
+    from .tasks import Task
+    return Task(name, "from the command line", lambda n, s: None, preset)
+
+
+def cmd_info(args) -> None:
+    print("tasks:")
+    for t in TASKS.values():
+        print(f"  {t.name:16s} {t.description}  [{', '.join(f'{k}={v}' for k, v in t.preset.items())}]")
+    print("methods:")
+    for m in METHODS.values():
+        print(f"  {m.name:16s} {m.description}")
+    print("noise: none, gaussian:SIGMA, poisson:LEVEL, speckle:SIGMA")
+    prior = _load_prior(args)
+    print(f"prior: {prior.describe()}")
+    meta = getattr(prior, "meta", {})
+    if meta:
+        print("  " + ", ".join(f"{k}={v}" for k, v in meta.items()))
+
+
+def cmd_sample(args) -> None:
+    from .sampling import ddim_sample
+
+    if args.n <= 0:
+        raise ValueError(f"--n must be positive, got {args.n}")
+    prior = _load_prior(args)
+    x = ddim_sample(prior, args.n, steps=args.steps, eta=args.eta, seed=args.seed, progress=True)
+    nrow = int(round(args.n**0.5))
+    images.write_image(images.make_grid([x], nrow=nrow), args.out)
+    print(f"wrote {args.out} ({args.n} samples, {args.steps} DDIM steps, eta {args.eta}, seed {args.seed})")
+
+
+def cmd_train(args) -> None:
+    from .training import TrainOptions, train
+
+    folder = train(TrainOptions(
+        data=args.data, out=args.out, size=args.size, steps=args.steps, batch=args.batch, lr=args.lr,
+        max_minutes=args.max_minutes, checkpoint_minutes=args.checkpoint_minutes,
+        max_index=None if args.max_index < 0 else args.max_index, resume=args.resume, bf16=not args.no_bf16))
+    print(f"exported the EMA prior to {folder}")
+
+
+COMMANDS = {"solve": cmd_solve, "info": cmd_info, "sample": cmd_sample, "train": cmd_train}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except (ValueError, TypeError, OSError, FloatingPointError) as exc:
+        print(f"hrdis: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hrdis: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""Solvers: functions ``(y, operator, prior, **params) -> SolveResult`` that know nothing of files.
+
+``METHODS`` names each solver and the parameters that make it what it is; task presets
+(``hrdis.tasks``) supply the per-problem steps, weights and learning rate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .base import SolveResult
+from .hrdis import hrdis, hybrid_noise
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    solver: Callable[..., SolveResult]
+    description: str
+    overrides: dict = field(default_factory=dict)  # applied on top of the task preset
+
+
+METHODS: dict[str, Method] = {
+    "hrdis": Method("hrdis", hrdis, "HRDIS: hybrid noise, beta = 0.2 (Dou et al., ICLR 2025)", {"beta": 0.2}),
+    "reddiff": Method("reddiff", hrdis,
+                      "RED-diff / denoising regularisation: fresh noise every step (beta = 1), 1000 steps as the "
+                      "HRDIS paper ran it (Mardani et al., ICLR 2024)", {"beta": 1.0, "steps": 1000}),
+    "cr": Method("cr", hrdis, "consistency regularisation: the previous prediction as noise (beta = 0)", {"beta": 0.0}),
+}
+
+
+def get_method(name: str) -> Method:
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise ValueError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}") from None
+
+
+__all__ = ["METHODS", "Method", "SolveResult", "get_method", "hrdis", "hybrid_noise"]

@@ -1,0 +1,193 @@
+"""Training a noise-prediction diffusion prior (DDPM's simple loss) on a folder or tar of images.
+
+Loss: || eps_theta(alpha_t x_0 + sigma_t eps, t) - eps ||^2 with t uniform on 0..T-1 (Ho et al., 2020).
+The network is the project's ADM UNet on the public checkpoints' schedule, so a prior trained here
+plugs into every solver like a downloaded one. CPU-minded: bf16 autocast + channels_last for the
+forward/backward, an EMA of the weights for sampling, atomic resumable checkpoints every few minutes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .images import atomic_write_bytes, face_crop, image_stem_number, iter_image_source
+from .priors import save_prior
+from .schedule import VPSchedule
+from .unet import ADMConfig, ADMUNet
+
+# The bundled prior's architecture: 5.2M parameters, ~1.5 s per batch-32 step in bf16 on 2 cores,
+# ~26 ms per forward pass, so one 150-step HRDIS solve stays well under 10 s.
+FACE64_CONFIG = ADMConfig(image_size=64, num_channels=32, num_res_blocks=1, attention_resolutions=[8],
+                          channel_mult=[1, 2, 4, 4], num_head_channels=32, use_scale_shift_norm=True,
+                          resblock_updown=True, learn_sigma=False)
+
+
+@dataclass
+class TrainOptions:
+    data: str
+    out: str
+    size: int = 64
+    steps: int = 20000
+    batch: int = 32
+    lr: float = 3e-4
+    warmup: int = 200
+    ema_decay: float = 0.999
+    val_fraction: float = 0.02
+    checkpoint_minutes: float = 5.0
+    max_minutes: float | None = None
+    max_index: int | None = 9500  # CelebA files above this number are the held-out test faces
+    resume: bool = False
+    bf16: bool = True
+    seed: int = 0
+
+
+def load_dataset(source: str, size: int, max_index: int | None) -> torch.Tensor:
+    """All images of ``source`` face-cropped to ``size``, as a uint8 (N, 3, size, size) tensor.
+    Files numbered above ``max_index`` (the held-out test faces) are never read."""
+    arrays = []
+    for name, im in iter_image_source(source):
+        num = image_stem_number(name)
+        if max_index is not None and num is not None and num > max_index:
+            continue
+        arrays.append(np.asarray(face_crop(im, size)))
+    if not arrays:
+        raise ValueError(f"no training images found in {source}")
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+
+def to_model_range(batch_u8: torch.Tensor) -> torch.Tensor:
+    return batch_u8.float() / 127.5 - 1.0
+
+
+def diffusion_loss(model: ADMUNet, x0: torch.Tensor, schedule: VPSchedule, generator: torch.Generator | None = None,
+                   t: torch.Tensor | None = None, noise: torch.Tensor | None = None, bf16: bool = False) -> torch.Tensor:
+    if t is None:
+        t = torch.randint(0, schedule.num_timesteps, (x0.shape[0],), generator=generator)
+    if noise is None:
+        noise = torch.randn(x0.shape, generator=generator)
+    a = schedule.alpha(t).view(-1, 1, 1, 1)
+    s = schedule.sigma(t).view(-1, 1, 1, 1)
+    x_t = (a * x0 + s * noise).contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        pred = model(x_t, t)
+    return (pred[:, :3].float() - noise).pow(2).mean()
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def train(opts: TrainOptions, config: ADMConfig | None = None) -> Path:
+    """Train (or resume) and export the EMA weights as a prior folder at ``opts.out/prior``."""
+    out = Path(opts.out)
+    ckpt_path = out / "checkpoint.pt"
+    schedule = VPSchedule()
+    torch.manual_seed(opts.seed)
+
+    config = config or FACE64_CONFIG
+    if config.image_size != opts.size:
+        config = ADMConfig(**{**config.to_dict(), "image_size": opts.size})
+    state = None
+    if opts.resume:
+        if not ckpt_path.is_file():
+            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}; start without --resume")
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        config = ADMConfig.from_dict(state["config"])
+    elif ckpt_path.exists():
+        raise FileExistsError(f"{ckpt_path} exists; pass --resume to continue it or choose another --out")
+
+    data = load_dataset(opts.data, opts.size, opts.max_index)
+    n_val = max(1, int(len(data) * opts.val_fraction))
+    perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(1234))
+    val, train_set = data[perm[:n_val]], data[perm[n_val:]]
+
+    model = ADMUNet(config).to(memory_format=torch.channels_last)
+    ema = ADMUNet(config).to(memory_format=torch.channels_last).requires_grad_(False)
+    ema.load_state_dict(model.state_dict())
+    opt = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=0.0)
+    step, seen, wall = 0, 0, 0.0
+    gen = torch.Generator().manual_seed(opts.seed)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        opt.load_state_dict(state["opt"])
+        step, seen, wall = state["step"], state["seen"], state["wall"]
+        gen.set_state(state["rng"])
+
+    # A fixed validation batch (images, timesteps, noise) so held-out losses are comparable across time.
+    vgen = torch.Generator().manual_seed(99)
+    val_x = to_model_range(val[:256])
+    val_t = torch.randint(0, schedule.num_timesteps, (len(val_x),), generator=vgen)
+    val_noise = torch.randn(val_x.shape, generator=vgen)
+
+    def val_loss() -> float:
+        with torch.no_grad():
+            return float(diffusion_loss(ema.eval(), val_x, schedule, t=val_t, noise=val_noise, bf16=opts.bf16))
+
+    def checkpoint(vl: float | None):
+        _save_checkpoint(ckpt_path, {"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
+                                     "step": step, "seen": seen, "wall": wall, "rng": gen.get_state(),
+                                     "config": config.to_dict()})
+        meta = {"trained_steps": step, "images_seen": seen, "train_wall_seconds": round(wall),
+                "batch": opts.batch, "lr": opts.lr, "ema_decay": opts.ema_decay,
+                "parameters": sum(p.numel() for p in model.parameters()),
+                "heldout_loss": vl, "data": f"{Path(opts.data).name}, files <= {opts.max_index}, face crop {opts.size}px",
+                "licence": "trained on CelebA: non-commercial research use only"}
+        save_prior(out / "prior", ema, schedule, meta)
+        with open(out / "log.jsonl", "a") as f:
+            f.write(json.dumps({"step": step, "seen": seen, "wall": round(wall), "heldout_loss": vl}) + "\n")
+
+    start = time.time()
+    last_ckpt = time.time()
+    bar = tqdm(total=opts.steps, initial=step, desc="train", unit="step", dynamic_ncols=True)
+    model.train()
+    loss_avg = None
+    while step < opts.steps:
+        t0 = time.time()
+        idx = torch.randint(0, len(train_set), (opts.batch,), generator=gen)
+        x0 = to_model_range(train_set[idx])
+        flip = torch.rand(opts.batch, generator=gen) < 0.5
+        x0 = torch.where(flip.view(-1, 1, 1, 1), x0.flip(-1), x0)
+        lr = opts.lr * min(1.0, (step + 1) / opts.warmup)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        loss = diffusion_loss(model, x0, schedule, generator=gen, bf16=opts.bf16)
+        if not math.isfinite(loss.item()):
+            raise FloatingPointError(f"training loss became {loss.item()} at step {step}; lower --lr and --resume")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        decay = min(opts.ema_decay, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for pe, pm in zip(ema.parameters(), model.parameters()):
+                pe.lerp_(pm, 1 - decay)
+        step += 1
+        seen += opts.batch
+        dt = time.time() - t0
+        wall += dt
+        loss_avg = loss.item() if loss_avg is None else 0.98 * loss_avg + 0.02 * loss.item()
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss_avg:.4f}", img_s=f"{opts.batch / dt:.1f}")
+        out_of_time = opts.max_minutes is not None and time.time() - start > 60 * opts.max_minutes
+        if time.time() - last_ckpt > 60 * opts.checkpoint_minutes or step == opts.steps or out_of_time:
+            vl = val_loss()
+            bar.write(f"step {step}: train loss {loss_avg:.4f}, held-out loss {vl:.4f}, checkpoint saved")
+            checkpoint(vl)
+            last_ckpt = time.time()
+            if out_of_time:
+                break
+    bar.close()
+    return out / "prior"
