@@ -73,6 +73,20 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--out", required=True, help="PNG grid to write")
     _add_prior_args(sm)
 
+    b = sub.add_parser("bench", help="run (task, method, image) cells and render tables", description=(
+        "One JSON line per finished cell in OUT/rows.jsonl; a re-run skips finished cells."))
+    b.add_argument("--tasks", required=True, help="comma-separated task names")
+    b.add_argument("--methods", required=True, help="comma-separated method names")
+    b.add_argument("--images", required=True, help="a folder or .tar of clean images")
+    b.add_argument("--first", type=int, help="first file number to use (CelebA held-out faces: 9901)")
+    b.add_argument("--n", type=int, default=100, help="number of images")
+    b.add_argument("--noise", default="none")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--steps", type=int, help="override every method's steps (quick runs)")
+    b.add_argument("--figures", type=int, default=4, help="images shown in the figure grids")
+    b.add_argument("--out", required=True, help="output folder")
+    _add_prior_args(b)
+
     t = sub.add_parser("train", help="train a diffusion prior on a folder or tar of images")
     t.add_argument("--data", required=True, help="a folder or .tar of images")
     t.add_argument("--out", required=True, help="run folder: checkpoint.pt, log.jsonl and prior/ (the exported prior)")
@@ -183,6 +197,22 @@ def cmd_sample(args) -> None:
     print(f"wrote {args.out} ({args.n} samples, {args.steps} DDIM steps, eta {args.eta}, seed {args.seed})")
 
 
+def cmd_bench(args) -> None:
+    from . import bench
+
+    prior = _load_prior(args)
+    tasks = [t for t in args.tasks.split(",") if t]
+    methods = [m for m in args.methods.split(",") if m]
+    bench_images = bench.load_bench_images(args.images, prior.image_size, args.n, args.first)
+    params = {"steps": args.steps} if args.steps else None
+    rows = bench.run_bench(prior, tasks, methods, bench_images, args.out, noise=args.noise, seed=args.seed,
+                           figures=args.figures, params=params)
+    tables = bench.write_tables(rows, args.out, methods, tasks)
+    bench.write_figures(args.out, methods, tasks)
+    print((Path(args.out) / "table_psnr.md").read_text())
+    print(f"{len(rows)} rows in {args.out}; tables: {', '.join(p.name for p in tables)}")
+
+
 def cmd_train(args) -> None:
     from .training import TrainOptions, train
 
@@ -193,7 +223,7 @@ def cmd_train(args) -> None:
     print(f"exported the EMA prior to {folder}")
 
 
-COMMANDS = {"solve": cmd_solve, "info": cmd_info, "sample": cmd_sample, "train": cmd_train}
+COMMANDS = {"solve": cmd_solve, "info": cmd_info, "sample": cmd_sample, "bench": cmd_bench, "train": cmd_train}
 
 
 def main(argv: list[str] | None = None) -> int:

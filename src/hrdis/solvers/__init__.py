@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .base import SolveResult
+from .classical import bicubic, tv
 from .hrdis import hrdis, hybrid_noise
 
 
@@ -27,6 +28,9 @@ METHODS: dict[str, Method] = {
                       "RED-diff / denoising regularisation: fresh noise every step (beta = 1), 1000 steps as the "
                       "HRDIS paper ran it (Mardani et al., ICLR 2024)", {"beta": 1.0, "steps": 1000}),
     "cr": Method("cr", hrdis, "consistency regularisation: the previous prediction as noise (beta = 0)", {"beta": 0.0}),
+    "tv": Method("tv", tv, "prior-free baseline: total-variation regularised least squares (Adam, 300 steps)",
+                 {"steps": 300, "lr": 0.02}),
+    "bicubic": Method("bicubic", bicubic, "prior-free baseline for super-resolution: bicubic upsampling"),
 }
 
 

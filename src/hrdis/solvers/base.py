@@ -30,7 +30,7 @@ class SolveResult:
     seconds: float = 0.0
 
 
-def check_inputs(y: torch.Tensor, operator: Operator, prior: Prior, steps: int) -> None:
+def check_inputs(y: torch.Tensor, operator: Operator, prior: Prior | None, steps: int) -> None:
     """One-line errors for what would otherwise fail deep inside torch."""
     if not isinstance(y, torch.Tensor):
         raise TypeError(f"the measurement must be a torch.Tensor, got {type(y).__name__}")
@@ -38,9 +38,13 @@ def check_inputs(y: torch.Tensor, operator: Operator, prior: Prior, steps: int) 
         raise ValueError("the measurement contains NaN or Inf values; clean or re-read the observation")
     if not isinstance(steps, int) or isinstance(steps, bool) or steps <= 0:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    x_shape = operator.pinv(y[:1]).shape
+    channels = getattr(prior, "channels", 3)
+    if x_shape[1] != channels:
+        raise ValueError(f"the prior works on {channels}-channel images but the measurement describes "
+                         f"{x_shape[1]}-channel ones; convert the image to RGB")
     size = getattr(prior, "image_size", None)
     if size is not None:
-        x_shape = operator.pinv(y[:1]).shape
         if tuple(x_shape[-2:]) != (size, size):
             raise ValueError(f"the prior works on {size}x{size} images but this measurement and operator describe "
                              f"{x_shape[-2]}x{x_shape[-1]} images; use a prior of that size or resize the input")

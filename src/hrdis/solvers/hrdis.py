@@ -119,7 +119,7 @@ def hrdis(
         optimizer.step()
         eps_prev = eps_pred
 
-        record = {"step": n, "t": t, "loss_obs": float(loss_obs), "loss_reg": float(loss_reg), "weight": float(weight)}
+        record = {"step": n, "t": t, "loss_obs": loss_obs.item(), "loss_reg": loss_reg.item(), "weight": weight.item()}
         if reference is not None:
             record["psnr"] = psnr_tensor(mu.detach(), reference)
         history.append(record)

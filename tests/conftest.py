@@ -1,0 +1,21 @@
+import pytest
+import torch
+
+from hrdis.priors import save_prior
+from hrdis.schedule import VPSchedule
+from hrdis.unet import ADMConfig, ADMUNet
+
+torch.set_num_threads(2)
+
+TINY_CONFIG = ADMConfig(image_size=32, num_channels=32, num_res_blocks=1, attention_resolutions=[8],
+                        channel_mult=[1, 2], num_head_channels=32, use_scale_shift_norm=True, resblock_updown=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_prior_dir(tmp_path_factory):
+    """A random-weight 32x32 ADM prior saved as a prior folder (stands in for trained weights)."""
+    torch.manual_seed(0)
+    unet = ADMUNet(TINY_CONFIG)
+    for p in unet.parameters():  # zero-initialised layers would make the network a constant
+        torch.nn.init.normal_(p, std=0.02)
+    return save_prior(tmp_path_factory.mktemp("prior") / "tiny", unet, VPSchedule(), {"note": "random test weights"})

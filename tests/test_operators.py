@@ -1,0 +1,230 @@
+"""Measurement operators: exact adjoints, right inverses, shapes, gradients and clear errors."""
+
+import time
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from hrdis import operators
+from hrdis.masks import random_pixel_mask
+from hrdis.operators import (AveragePoolSR, BicubicSR, BlockCS, Blur, Identity, Inpainting, bicubic_upsample,
+                             gaussian_kernel, is_linear, motion_kernel)
+
+SIZE = 64
+
+LINEAR = {
+    "identity": lambda: Identity(),
+    "inpainting": lambda: Inpainting(random_pixel_mask(SIZE, 0.5, seed=0)),
+    "avgpool-sr2": lambda: AveragePoolSR(2),
+    "avgpool-sr4": lambda: AveragePoolSR(4),
+    "avgpool-sr8": lambda: AveragePoolSR(8),
+    "bicubic-sr4": lambda: BicubicSR(4, SIZE),
+    "cs10": lambda: BlockCS(0.10, seed=0),
+    "cs25": lambda: BlockCS(0.25, seed=1),
+    "blur-gauss": lambda: Blur(gaussian_kernel(15, 2.0)),
+    "blur-motion": lambda: Blur(motion_kernel(15, 0.5, seed=0)),
+}
+
+# Operators that are onto: A A^+ y = y for every measurement y, not only for y = A x.
+ONTO = ["identity", "avgpool-sr2", "avgpool-sr4", "avgpool-sr8", "bicubic-sr4", "cs10", "cs25"]
+
+
+def randn(shape, seed, dtype=torch.float32):
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype, rtol", [(torch.float64, 1e-10), (torch.float32, 1e-4)])
+@pytest.mark.parametrize("name", list(LINEAR))
+def test_adjoint_identity(name, dtype, rtol):
+    op = LINEAR[name]()
+    x = randn((2, 3, SIZE, SIZE), 0, dtype)
+    ax = op(x)
+    y = randn(ax.shape, 1, dtype)
+    lhs = (ax * y).sum().item()
+    rhs = (x * op.adjoint(y)).sum().item()
+    assert abs(lhs - rhs) <= rtol * max(abs(lhs), abs(rhs)), f"{name}: <Ax, y> = {lhs}, <x, A^T y> = {rhs}"
+
+
+@pytest.mark.parametrize("name", ONTO)
+def test_pinv_is_a_right_inverse(name):
+    op = LINEAR[name]()
+    y = randn(op(torch.zeros(2, 3, SIZE, SIZE)).shape, 2)
+    assert torch.allclose(op(op.pinv(y)), y, atol=1e-4), name
+
+
+@pytest.mark.parametrize("name", ONTO + ["inpainting"])
+def test_pinv_is_moore_penrose(name):
+    """A^+ y lies in the range of A^T: it has no component that A cannot see (A^+ A A^+ = A^+)."""
+    op = LINEAR[name]()
+    y = op(randn((2, 3, SIZE, SIZE), 3))
+    x_hat = op.pinv(y)
+    assert torch.allclose(op.pinv(op(x_hat)), x_hat, atol=1e-4), name
+
+
+def test_inpainting_pinv_restores_observed_pixels_only():
+    mask = random_pixel_mask(SIZE, 0.3, seed=1)
+    op = Inpainting(mask)
+    x = randn((2, 3, SIZE, SIZE), 4)
+    x_hat = op.pinv(op(x))
+    assert torch.equal(x_hat * mask, x * mask)
+    assert torch.equal(x_hat * (1 - mask), torch.zeros_like(x))
+
+
+def test_per_image_masks():
+    masks = torch.cat([random_pixel_mask(16, 0.5, seed=s) for s in range(2)])
+    y = Inpainting(masks)(torch.ones(2, 3, 16, 16))
+    assert torch.equal(y[0, 0], masks[0, 0]) and torch.equal(y[1, 0], masks[1, 0])
+
+
+@pytest.mark.parametrize("name", list(LINEAR))
+def test_shapes_dtype_and_gradient(name):
+    op = LINEAR[name]()
+    x = randn((2, 3, SIZE, SIZE), 5).requires_grad_(True)
+    y = op(x)
+    assert y.dtype == torch.float32 and y.shape[0] == 2
+    y.pow(2).sum().backward()
+    assert x.grad is not None and x.grad.shape == x.shape and x.grad.abs().sum() > 0
+    y = y.detach()
+    assert op.pinv(y).shape == x.shape and op.adjoint(y).shape == x.shape
+    shown = op.measurement_image(y)
+    assert shown.dim() == 4 and shown.shape[:2] == (2, 3) and shown.abs().max() <= 1
+    assert is_linear(op) and op.to("cpu") is op
+
+
+def test_measurement_shapes():
+    x = torch.zeros(2, 3, SIZE, SIZE)
+    assert AveragePoolSR(4)(x).shape == (2, 3, 16, 16)
+    assert BicubicSR(4, SIZE)(x).shape == (2, 3, 16, 16)
+    assert BlockCS(0.10)(x).shape == (2, 3, 102, 2, 2)
+    assert BlockCS(0.25)(x).shape == (2, 3, 256, 2, 2)
+    assert BicubicSR(2, (32, 64))(torch.zeros(1, 3, 32, 64)).shape == (1, 3, 16, 32)
+
+
+def test_is_linear_reads_the_flag():
+    class Squared(operators.Operator):
+        linear = False
+
+        def forward(self, x):
+            return x**2
+
+    assert not is_linear(Squared()) and is_linear(Identity()) and not is_linear(object())
+
+
+def test_average_pool_pinv_is_nearest_upsampling():
+    y = randn((1, 3, 8, 8), 6)
+    assert torch.equal(AveragePoolSR(4).pinv(y), F.interpolate(y, scale_factor=4, mode="nearest"))
+
+
+def test_bicubic_matches_pil_and_torch():
+    op = BicubicSR(4, SIZE)
+    assert torch.allclose(op.matrix_h.sum(1), torch.ones(SIZE // 4), atol=1e-5)
+    x = randn((1, 3, SIZE, SIZE), 7)
+    expected = F.interpolate(x, scale_factor=0.25, mode="bicubic", antialias=True)
+    assert torch.allclose(op(x), expected, atol=1e-5)
+    pil = Image.fromarray(x[0, 0].numpy(), mode="F").resize((SIZE // 4, SIZE // 4), Image.Resampling.BICUBIC)
+    assert np.allclose(op(x)[0, 0].numpy(), np.asarray(pil), atol=1e-4)
+
+
+def test_bicubic_upsample_is_a_clamped_interpolation():
+    y = randn((2, 3, 8, 8), 8)
+    up = bicubic_upsample(y, 4)
+    assert up.shape == (2, 3, 32, 32) and up.abs().max() <= 1
+
+
+def test_block_cs_matrix_has_orthonormal_rows_and_is_seeded():
+    op = BlockCS(0.25, seed=3)
+    assert op.phi.shape == (256, 1024)
+    assert torch.allclose(op.phi @ op.phi.T, torch.eye(256), atol=1e-5)
+    assert torch.equal(op.phi, BlockCS(0.25, seed=3).phi) and not torch.equal(op.phi, BlockCS(0.25, seed=4).phi)
+
+
+def test_block_cs_measures_each_block_with_phi():
+    op = BlockCS(0.10, block=8, seed=0)
+    x = randn((1, 3, 16, 24), 9)
+    y = op(x)
+    patch = x[0, 2, 8:16, 16:24].reshape(-1)  # block row 1, block column 2 of channel 2
+    assert torch.allclose(y[0, 2, :, 1, 2], op.phi @ patch, atol=1e-5)
+
+
+def test_blur_is_a_centred_circular_convolution():
+    kernel = torch.rand(5, 5, generator=torch.Generator().manual_seed(0))
+    kernel /= kernel.sum()
+    x = randn((1, 3, 16, 16), 10)
+    direct = sum(kernel[i, j] * torch.roll(x, shifts=(i - 2, j - 2), dims=(-2, -1)) for i in range(5) for j in range(5))
+    assert torch.allclose(Blur(kernel)(x), direct, atol=1e-5)
+    delta = torch.zeros(5, 5)
+    delta[2, 2] = 1
+    assert torch.allclose(Blur(delta)(x), x, atol=1e-6)
+
+
+def test_blur_pinv_inverts_a_well_conditioned_kernel():
+    kernel = torch.tensor([[0.0, 0.05, 0.0], [0.05, 0.8, 0.05], [0.0, 0.05, 0.0]])  # |K| >= 0.6 everywhere
+    op = Blur(kernel)
+    x = randn((2, 3, SIZE, SIZE), 11)
+    assert torch.allclose(op.pinv(op(x)), x, atol=1e-4)
+
+
+def test_blur_pinv_bounds_noise_amplification():
+    op = Blur(gaussian_kernel(15, 3.0))
+    noise = randn((1, 3, SIZE, SIZE), 12)
+    amplified = op.pinv(noise).norm() / noise.norm()
+    assert 1 < amplified <= 1 / op.pinv_tol
+
+
+def test_blur_is_fast_for_a_61_px_kernel():
+    op = Blur(gaussian_kernel(61, 3.0))
+    x = randn((1, 3, 256, 256), 13)
+    op(x)  # builds the cached transfer function
+    best = min(_timed(lambda: op(x)) for _ in range(3))
+    assert best < 0.1, f"{best * 1000:.0f} ms for one 61x61 blur of a 256x256 image"
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def test_kernels_are_normalised_seeded_and_centred():
+    g = gaussian_kernel(15, 2.0)
+    assert g.shape == (15, 15) and abs(g.sum().item() - 1) < 1e-5 and g.argmax().item() == 7 * 15 + 7
+    m = motion_kernel(31, 0.5, seed=0)
+    assert m.shape == (31, 31) and abs(m.sum().item() - 1) < 1e-5 and (m >= 0).all()
+    assert torch.equal(m, motion_kernel(31, 0.5, seed=0)) and not torch.equal(m, motion_kernel(31, 0.5, seed=1))
+    rows, cols = torch.meshgrid(torch.arange(31.0), torch.arange(31.0), indexing="ij")
+    centre = ((m * rows).sum().item(), (m * cols).sum().item())
+    assert abs(centre[0] - 15) < 4 and abs(centre[1] - 15) < 4
+    assert (m > 1e-3).sum() > 10  # a streak, not a point
+    assert motion_kernel(5, 1.0, seed=2).shape == (5, 5)
+
+
+def test_bad_inputs_raise_clear_errors():
+    with pytest.raises(ValueError, match="divisible by 4"):
+        AveragePoolSR(4)(torch.zeros(1, 3, 30, 32))
+    with pytest.raises(ValueError, match="divisible by 32"):
+        BlockCS(0.10)(torch.zeros(1, 3, 48, 48))
+    with pytest.raises(ValueError, match="rate"):
+        BlockCS(0.0)
+    with pytest.raises(ValueError, match="rate"):
+        BlockCS(1.5)
+    with pytest.raises(ValueError, match="image_size=32"):
+        BicubicSR(4, 64)(torch.zeros(1, 3, 32, 32))
+    with pytest.raises(ValueError, match="divisible by 3"):
+        BicubicSR(3, 64)
+    with pytest.raises(ValueError, match="does not fit"):
+        Blur(gaussian_kernel(61, 3.0))(torch.zeros(1, 3, 32, 32))
+    with pytest.raises(ValueError, match="mask is 64x64"):
+        Inpainting(random_pixel_mask(64, 0.5, seed=0))(torch.zeros(1, 3, 32, 32))
+    with pytest.raises(ValueError, match="only 0"):
+        Inpainting(torch.full((1, 1, 8, 8), 0.5))
+    with pytest.raises(ValueError, match="batch dimension"):
+        AveragePoolSR(2)(torch.zeros(3, 64, 64))
+    with pytest.raises(ValueError, match="scale"):
+        AveragePoolSR(0)
+    with pytest.raises(ValueError, match="sigma"):
+        gaussian_kernel(15, 0.0)
+    with pytest.raises(ValueError, match="intensity"):
+        motion_kernel(15, 1.5, seed=0)

@@ -1,0 +1,116 @@
+"""Priors: guided-diffusion layout parity on the shared ADM fixtures, prior folders, and their errors."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from hrdis import GaussianPrior, VPSchedule, load_prior
+from hrdis.priors import save_prior
+from hrdis.unet import ADMConfig, ADMUNet
+
+FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "adm"
+needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason="../shared/fixtures/adm is not beside the repo")
+
+
+@needs_fixtures
+def test_adm_fixture_parity():
+    """Strict-key load of the reference state dict reproduces guided-diffusion's output."""
+    prior = load_prior(FIXTURES / "adm_small64_state_dict.pt", config=FIXTURES / "adm_small64_config.json")
+    io = torch.load(FIXTURES / "adm_small64_io.pt", weights_only=True)
+    with torch.no_grad():
+        out = prior.network(io["x"], io["t"])
+    assert out.shape == io["out"].shape == (2, 6, 64, 64)
+    assert (out - io["out"]).abs().max().item() < 1e-4
+    assert torch.equal(prior.eps(io["x"], io["t"]), out[:, :3])  # learn_sigma: eps is the first 3 channels
+
+
+@needs_fixtures
+@pytest.mark.parametrize("name", ["ffhq_10m_keys.json", "256x256_diffusion_uncond_keys.json"])
+def test_public_checkpoint_layouts(name):
+    """Built from their configs, our UNets have exactly the public checkpoints' keys, shapes and sizes."""
+    listing = json.loads((FIXTURES / name).read_text())
+    with torch.device("meta"):
+        unet = ADMUNet(ADMConfig.from_dict(listing["config"]))
+    state = unet.state_dict()
+    assert sorted(state) == sorted(listing["keys"])
+    assert all(list(state[k].shape) == shape for k, shape in listing["keys"].items())
+    assert sum(p.numel() for p in unet.parameters()) == listing["num_parameters"]
+
+
+@needs_fixtures
+def test_checkpoint_with_wrong_keys_names_them(tmp_path):
+    state = torch.load(FIXTURES / "adm_small64_state_dict.pt", weights_only=True)
+    state.pop("out.2.bias")
+    state["extra.weight"] = torch.zeros(1)
+    bad = tmp_path / "bad.pt"
+    torch.save(state, bad)
+    with pytest.raises(ValueError, match=r"missing keys \(e.g. out.2.bias\).*unexpected keys \(e.g. extra.weight\)"):
+        load_prior(bad, config=FIXTURES / "adm_small64_config.json")
+
+
+@needs_fixtures
+def test_checkpoint_with_wrong_config_names_shapes(tmp_path):
+    cfg = json.loads((FIXTURES / "adm_small64_config.json").read_text())
+    cfg["num_channels"] = 64
+    with pytest.raises(ValueError, match="shape mismatches"):
+        load_prior(FIXTURES / "adm_small64_state_dict.pt", config=cfg)
+
+
+def test_corrupt_and_missing_checkpoints(tmp_path):
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a readable PyTorch checkpoint"):
+        load_prior(junk, config={"image_size": 32})
+    with pytest.raises(FileNotFoundError, match="prior not found"):
+        load_prior(tmp_path / "nothing.pt")
+    with pytest.raises(ValueError, match="needs its configuration"):
+        torch.save({"a": torch.zeros(1)}, tmp_path / "ok.pt")
+        load_prior(tmp_path / "ok.pt")
+
+
+def test_prior_folder_round_trip(tiny_prior_dir, tmp_path):
+    prior = load_prior(tiny_prior_dir)
+    x, t = torch.randn(2, 3, 32, 32), torch.tensor([3, 900])
+    out = prior.eps(x, t)
+    assert out.shape == (2, 3, 32, 32) and out.abs().sum() > 0
+    again = load_prior(save_prior(tmp_path / "copy", prior.unet, VPSchedule()))
+    assert torch.equal(again.eps(x, t), out)
+
+
+def test_corrupt_prior_folder(tiny_prior_dir, tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text((Path(tiny_prior_dir) / "config.json").read_text())
+    (broken / "model.safetensors").write_bytes(b"\x00" * 10)
+    with pytest.raises(ValueError, match="safetensors"):
+        load_prior(broken)
+    (broken / "model.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="model.safetensors"):
+        load_prior(broken)
+
+
+def test_gaussian_prior_noise_prediction_is_the_mmse_estimate():
+    """E[eps | x_t] by Monte Carlo matches the closed form at a few timesteps."""
+    prior = GaussianPrior(mean=0.3, std=0.5)
+    g = torch.Generator().manual_seed(0)
+    for t in (50, 500, 950):
+        a, s = prior.schedule.alpha(t), prior.schedule.sigma(t)
+        x0 = 0.3 + 0.5 * torch.randn(400_000, generator=g)
+        eps = torch.randn(400_000, generator=g)
+        x_t = a * x0 + s * eps
+        pred = prior.eps(x_t.view(-1, 1, 1, 1), t).flatten()
+        # The MMSE estimator's error is orthogonal to any function of x_t: check against x_t itself.
+        assert abs(((eps - pred) * x_t).mean().item()) < 5e-3
+        assert ((eps - pred) ** 2).mean() < ((eps - 0) ** 2).mean()
+
+
+def test_schedule_matches_ddpm():
+    sched = VPSchedule()
+    betas = torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64)
+    assert torch.allclose(sched.alpha_bar, torch.cumprod(1 - betas, 0))
+    assert abs(sched.alpha(0).item() ** 2 + sched.sigma(0).item() ** 2 - 1) < 1e-6
+    assert sched.timesteps(5) == [999, 749, 500, 250, 0]
+    with pytest.raises(ValueError, match="positive"):
+        sched.timesteps(0)
