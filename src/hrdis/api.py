@@ -1,7 +1,8 @@
 """The Python entry point: ``solve(y, operator, prior, method=..., task=...)``.
 
-Parameters resolve in this order, later winning: the task's preset (Table 5, adjusted for noise),
-the method's defining parameters (e.g. RED-diff's beta = 1), then the caller's keyword arguments.
+Parameters resolve in this order, later winning: what the method takes from the task (for the HRDIS
+family, Table 5 adjusted for noise), the method's defining parameters (e.g. RED-diff's beta = 1), then
+the caller's keyword arguments.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from .noise import NoNoise, Noise, parse_noise
 from .operators import Operator
 from .priors import Prior
 from .solvers import SolveResult, get_method
-from .tasks import Task, get_task, noisy_preset
+from .tasks import Task, get_task
 
 
 def resolve_params(method: str, task: str | Task | None = None, noise: Noise | str | None = None, **overrides) -> dict:
@@ -21,7 +22,7 @@ def resolve_params(method: str, task: str | Task | None = None, noise: Noise | s
     preset = {}
     if task is not None:
         task = get_task(task) if isinstance(task, str) else task
-        preset = noisy_preset(task.preset, noise if isinstance(noise, Noise) else parse_noise(noise))
+        preset = m.task_params(task, noise if isinstance(noise, Noise) else parse_noise(noise))
     return {**preset, **m.overrides, **{k: v for k, v in overrides.items() if v is not None}}
 
 
