@@ -3,6 +3,12 @@
 Parameters resolve in this order, later winning: what the method takes from the task (for the HRDIS
 family, Table 5 adjusted for noise), the method's defining parameters (e.g. RED-diff's beta = 1), then
 the caller's keyword arguments.
+
+``restarts`` (a parameter like any other, e.g. in the phase-retrieval preset) runs the solver with seeds
+seed, seed + 1, ... and keeps, per image, the run with the smallest measurement residual
+||y - A(x)|| / sqrt(m). The ground truth is never consulted: ``reference`` only feeds per-step PSNR
+histories. A solver that estimates its own operator (``hrdis-blind``) reports the residual under its
+estimate in ``extras["residual"]``, and that is used instead of A's.
 """
 
 from __future__ import annotations
@@ -28,15 +34,55 @@ def resolve_params(method: str, task: str | Task | None = None, noise: Noise | s
 
 def solve(y: torch.Tensor, operator: Operator, prior: Prior, method: str = "hrdis", *,
           task: str | Task | None = None, noise: Noise | str | None = None, seed: int = 0,
-          reference: torch.Tensor | None = None, progress: bool = False, **params) -> SolveResult:
+          restarts: int | None = None, reference: torch.Tensor | None = None, progress: bool = False,
+          **params) -> SolveResult:
     """Restore the image behind measurement ``y`` of ``operator`` with ``prior``.
 
     ``task`` selects a preset (e.g. "inpaint-box"); ``noise`` (e.g. "gaussian:0.05") switches to the
     noisy preset; any solver parameter (``steps``, ``beta``, ``lr``, ``obs_weight``, ...) can be given.
-    ``reference`` only adds a per-step PSNR to the history. Returns a ``SolveResult``.
+    ``restarts`` (default: the task's, else 1) keeps the best of that many seeds by measurement
+    residual; ``extras`` then records every run's residual. ``reference`` only adds a per-step PSNR to
+    the history. Returns a ``SolveResult``.
     """
     m = get_method(method)
-    kwargs = resolve_params(method, task, noise if noise is not None else NoNoise(), **params)
-    result = m.solver(y, operator, prior, seed=seed, reference=reference, progress=progress, **kwargs)
+    kwargs = resolve_params(method, task, noise if noise is not None else NoNoise(), restarts=restarts, **params)
+    restarts = kwargs.pop("restarts", 1)  # solve's business, not the solver's
+    if not isinstance(restarts, int) or isinstance(restarts, bool) or restarts < 1:
+        raise ValueError(f"restarts must be a positive integer, got {restarts!r}")
+    seeds = [seed + k for k in range(restarts)]
+    runs = [m.solver(y, operator, prior, seed=s, reference=reference, progress=progress, **kwargs) for s in seeds]
+    result = runs[0] if restarts == 1 else keep_best_restart(runs, seeds, y, operator)
     result.method = method
     return result
+
+
+def measurement_residual(result: SolveResult, y: torch.Tensor, operator: Operator) -> torch.Tensor:
+    """Per-image RMS of y - A(x): the solver's own ``extras["residual"]`` if it has one, else A's."""
+    if "residual" in result.extras:
+        return torch.as_tensor(result.extras["residual"], dtype=torch.float64).flatten()
+    with torch.no_grad():
+        return (y - operator(result.image)).flatten(1).double().pow(2).mean(1).sqrt().cpu()
+
+
+def keep_best_restart(runs: list[SolveResult], seeds: list[int], y: torch.Tensor, operator: Operator) -> SolveResult:
+    """Per image, the run with the smallest measurement residual; the others' residuals go to extras."""
+    residuals = torch.stack([measurement_residual(r, y, operator) for r in runs])  # (restarts, B)
+    chosen = residuals.argmin(0).tolist()
+    best = runs[chosen[0]]  # supplies the history (one per run, not per image)
+    return SolveResult(
+        image=_per_image([r.image for r in runs], chosen), init=_per_image([r.init for r in runs], chosen),
+        history=best.history, nfe=sum(r.nfe for r in runs), backprop=best.backprop,
+        params={**best.params, "seed": seeds[0], "restarts": len(runs)}, seconds=sum(r.seconds for r in runs),
+        extras={**{k: _per_image([r.extras.get(k) for r in runs], chosen) for k in best.extras},
+                "restart_seeds": seeds, "chosen_restart": chosen, "chosen_seed": [seeds[k] for k in chosen],
+                "restart_residuals": residuals.T.tolist()})  # [image][restart]
+
+
+def _per_image(values: list, chosen: list[int]):
+    """Image b's entry of run chosen[b], for batched tensors and per-image lists (else run chosen[0]'s)."""
+    batch, first = len(chosen), values[chosen[0]]
+    if isinstance(first, torch.Tensor) and first.dim() > 0 and first.shape[0] == batch:
+        return torch.stack([values[k][b] for b, k in enumerate(chosen)])
+    if isinstance(first, list) and len(first) == batch:
+        return [values[k][b] for b, k in enumerate(chosen)]
+    return first

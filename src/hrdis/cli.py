@@ -99,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max-index", type=int, default=9500,
                    help="skip files numbered above this (CelebA: 9501-10000 are held-out test faces); -1 for none")
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    t.add_argument("--init-from", help="warm-start from a prior folder (e.g. the bundled prior) when no checkpoint is left")
     t.add_argument("--no-bf16", action="store_true", help="train in float32")
     return parser
 
@@ -219,7 +220,8 @@ def cmd_train(args) -> None:
     folder = train(TrainOptions(
         data=args.data, out=args.out, size=args.size, steps=args.steps, batch=args.batch, lr=args.lr,
         max_minutes=args.max_minutes, checkpoint_minutes=args.checkpoint_minutes,
-        max_index=None if args.max_index < 0 else args.max_index, resume=args.resume, bf16=not args.no_bf16))
+        max_index=None if args.max_index < 0 else args.max_index, resume=args.resume, init_from=args.init_from,
+        bf16=not args.no_bf16))
     print(f"exported the EMA prior to {folder}")
 
 

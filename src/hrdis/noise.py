@@ -10,8 +10,9 @@ state). ``spec()`` gives the string form that ``parse_noise`` reads back, e.g. "
 - ``SpeckleNoise(sigma)``: multiplicative, I (1 + sigma n).
 
 Poisson and speckle noise act on intensities, so they assume image-like measurements (B, C, H, W)
-in [-1, 1] (denoising, inpainting, super-resolution, deblurring) and clamp their result to [-1, 1].
-Compressed-sensing measurements are not images: use Gaussian noise there.
+in [-1, 1] (denoising, inpainting, super-resolution, deblurring, HDR, low light) and clamp their result
+to [-1, 1]. Compressed-sensing measurements and phase-retrieval magnitudes are not images: they are
+refused (values far outside [-1, 1] say so); use Gaussian noise there.
 """
 
 from __future__ import annotations
@@ -43,6 +44,17 @@ def _check_image_like(y: Tensor, kind: str) -> None:
     if y.dim() != 4:
         raise ValueError(f"{kind} noise acts on image-like measurements (B, C, H, W), got shape {tuple(y.shape)}; "
                          f"use gaussian noise for compressed sensing")
+
+
+# Bicubic downsampling overshoots [-1, 1] a little at edges; anything beyond this is not an image.
+IMAGE_RANGE_SLACK = 0.5
+
+
+def _check_intensities(y: Tensor, kind: str) -> None:
+    peak = y.detach().abs().max().item() if y.numel() else 0.0
+    if peak > 1 + IMAGE_RANGE_SLACK:
+        raise ValueError(f"{kind} noise acts on image intensities in [-1, 1] but these measurements reach {peak:.3g} "
+                         f"(e.g. phase-retrieval magnitudes); use gaussian noise")
 
 
 def _check_level(name: str, value: float, allow_zero: bool = True) -> float:
@@ -95,6 +107,7 @@ class PoissonNoise(Noise):
 
     def __call__(self, y: Tensor, seed: int) -> Tensor:
         _check_image_like(y, "poisson")
+        _check_intensities(y, "poisson")
         photons = 255.0 * self.level
         intensity = ((y.detach().cpu().double() + 1) / 2).clamp(0, 1)
         counts = torch.poisson(intensity * photons, generator=_generator(seed))
@@ -113,6 +126,7 @@ class SpeckleNoise(Noise):
 
     def __call__(self, y: Tensor, seed: int) -> Tensor:
         _check_image_like(y, "speckle")
+        _check_intensities(y, "speckle")
         intensity = (y + 1) / 2
         noisy = intensity * (1 + self.sigma * _standard_normal(y, seed))
         return (2 * noisy - 1).clamp(-1, 1)

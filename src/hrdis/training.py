@@ -47,6 +47,7 @@ class TrainOptions:
     max_minutes: float | None = None
     max_index: int | None = 9500  # CelebA files above this number are the held-out test faces
     resume: bool = False
+    init_from: str | None = None  # a prior folder: continue from its (EMA) weights with a fresh optimiser
     bf16: bool = True
     seed: int = 0
 
@@ -107,6 +108,12 @@ def train(opts: TrainOptions, config: ADMConfig | None = None) -> Path:
         config = ADMConfig.from_dict(state["config"])
     elif ckpt_path.exists():
         raise FileExistsError(f"{ckpt_path} exists; pass --resume to continue it or choose another --out")
+    init_prior = None
+    if opts.init_from:
+        from .priors import load_prior
+
+        init_prior = load_prior(opts.init_from)
+        config = init_prior.unet.config
 
     data = load_dataset(opts.data, opts.size, opts.max_index)
     n_val = max(1, int(len(data) * opts.val_fraction))
@@ -119,6 +126,13 @@ def train(opts: TrainOptions, config: ADMConfig | None = None) -> Path:
     opt = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=0.0)
     step, seen, wall = 0, 0, 0.0
     gen = torch.Generator().manual_seed(opts.seed)
+    if init_prior is not None:
+        # Without the optimiser state this is a warm start, not an exact resume: Adam's moments restart.
+        model.load_state_dict(init_prior.unet.state_dict())
+        ema.load_state_dict(init_prior.unet.state_dict())
+        step = int(init_prior.meta.get("trained_steps", 0))
+        seen = int(init_prior.meta.get("images_seen", 0))
+        wall = float(init_prior.meta.get("train_wall_seconds", 0))
     if state is not None:
         model.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 from .base import SolveResult
+from .blind import hrdis_blind
 from .classical import bicubic, tv
 from .hrdis import hrdis, hybrid_noise
 
@@ -51,6 +52,9 @@ METHODS: dict[str, Method] = {
     "tv": Method("tv", tv, "prior-free baseline: total-variation regularised least squares (Adam, 300 steps)",
                  {"steps": 300, "lr": 0.02}),
     "bicubic": Method("bicubic", bicubic, "prior-free baseline for super-resolution: bicubic upsampling"),
+    "hrdis-blind": Method("hrdis-blind", hrdis_blind,
+                          "blind HRDIS for y = f x + M (unknown gain f and smooth offset M, App. C.7): alternates "
+                          "Adam on f, M with HRDIS steps on the image", {"beta": 0.2}, _hrdis_task_params),
 }
 
 

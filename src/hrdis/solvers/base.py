@@ -17,7 +17,8 @@ class SolveResult:
 
     ``image``: (B, 3, H, W) in [-1, 1]. ``history``: one dict per step (loss terms, timestep, and
     PSNR when a reference was given). ``nfe``: network evaluations. ``backprop``: whether the
-    solver differentiated through the network (memory and time cost).
+    solver differentiated through the network (memory and time cost). ``extras``: what a solver or
+    ``solve`` adds beyond these (e.g. a blind solver's estimated gain, the residual of each restart).
     """
 
     image: torch.Tensor
@@ -28,6 +29,7 @@ class SolveResult:
     method: str = ""
     params: dict = field(default_factory=dict)
     seconds: float = 0.0
+    extras: dict = field(default_factory=dict)
 
 
 def check_inputs(y: torch.Tensor, operator: Operator, prior: Prior | None, steps: int) -> None:

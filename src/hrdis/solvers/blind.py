@@ -1,0 +1,159 @@
+"""Blind HRDIS: restore x from y = f x + M when the gain f and the offset map M are unknown (App. C.7).
+
+The degradation is ``nonlinear.BlindGainOffset``'s, in intensities (y + 1) / 2 = f (x + 1) / 2 + M,
+written A_{f,M}(x). As in the paper (after GDP), f, M and the image mu are updated alternately, once
+per step, on the data term D = mean(1/2 (y - A_{f,M}(mu))^2):
+
+1. (f, M) <- one Adam step on D with mu fixed;
+2. mu <- one HRDIS step (``hrdis_step``: hybrid noise, lambda_1 D + lambda_2 omega_t mean(sg(eps_theta(mu_t, t)
+   - eps_h) mu)) with f and M fixed.
+
+Parameterisation, so that the unknowns cannot trade places:
+
+- f = exp(log f): positive, and Adam's step is relative (gain_lr = 0.02 moves f by at most ~2% a step);
+- M = bicubic upsampling of an offset_grid x offset_grid map per channel: smooth by construction, so M
+  can take a veil or a vignette but not the image's edges, whose contrast must then come from f mu.
+
+Initialisation (no ground truth, nothing from the operator's own f and M): the observation's 1st-99th
+percentile spread of intensities, divided by that of a well-exposed face (0.9: the median over 300
+CelebA training faces, 10-90% of them between 0.80 and 0.98), gives f_0; M_0 is the constant that maps
+y's 1st percentile to a face's (0.02); mu_0 = A_{f_0,M_0}^-1(y) is thus an auto-contrast stretch of y.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from ..nonlinear import BlindGainOffset
+from ..operators import Identity, Operator
+from ..priors import Prior
+from .base import SolveResult, check_inputs, check_positive, psnr_tensor
+from .hrdis import check_settings, draw_hybrid_noise, hrdis_step
+
+# Intensity percentiles of a well-exposed face (see the module docstring).
+REFERENCE_LOW, REFERENCE_SPREAD = 0.02, 0.9
+
+
+def initial_gain_offset(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Robust (f_0, M_0) per image, shapes (B, 1, 1, 1): percentiles ignore outliers and hot pixels."""
+    intensity = ((y + 1) / 2).flatten(1)
+    low, high = torch.quantile(intensity, torch.tensor([0.01, 0.99], dtype=intensity.dtype), dim=1)
+    gain = ((high - low) / REFERENCE_SPREAD).clamp(0.02, 2.0)
+    offset = low - gain * REFERENCE_LOW
+    return gain.view(-1, 1, 1, 1), offset.view(-1, 1, 1, 1)
+
+
+def smooth_offset(grid: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """M: the (B, C, g, g) grid bicubically upsampled to the image size."""
+    if grid.shape[-1] == 1:
+        return grid.expand(*grid.shape[:2], *size)
+    return F.interpolate(grid, size=size, mode="bicubic", align_corners=True)
+
+
+def hrdis_blind(
+    y: torch.Tensor,
+    operator: Operator,
+    prior: Prior,
+    *,
+    steps: int = 300,
+    beta: float = 0.2,
+    obs_weight: float = 1.0,
+    reg_weight: float = 0.25,
+    lr: float = 0.1,
+    gain_lr: float = 0.02,
+    offset_lr: float = 0.01,
+    offset_grid: int = 4,
+    gain_init: float | None = None,
+    min_weight: float | None = None,
+    fresh_noise_steps: int = 0,
+    t_start: int | None = None,
+    t_end: int = 0,
+    seed: int = 0,
+    init: torch.Tensor | None = None,
+    reference: torch.Tensor | None = None,
+    progress: bool = False,
+) -> SolveResult:
+    """Restore x and estimate f and M from y = f x + M (see the module docstring).
+
+    Args:
+        y: the observation (B, 3, H, W) in [-1, 1].
+        operator: a ``BlindGainOffset``; only its form is used, never its own f and M.
+        steps, beta, obs_weight, reg_weight, lr, min_weight, fresh_noise_steps, t_start, t_end, seed:
+            as for ``hrdis`` (lr is the image's Adam learning rate).
+        gain_lr: Adam learning rate of log f.
+        offset_lr: Adam learning rate of M's grid, in intensity units.
+        offset_grid: side g of M's grid (1: a constant offset per channel).
+        gain_init: start from this f instead of the percentile estimate.
+        init: start the image from this instead of (y - M_0) / f_0.
+        reference: the ground truth, only to record PSNR per step.
+
+    ``extras`` holds ``gain`` (f per image), ``offset`` (M, (B, 3, H, W) intensities) and ``residual``
+    (per-image RMS of y - A_{f,M}(image) under the estimated f and M).
+    """
+    if not isinstance(operator, BlindGainOffset):
+        raise ValueError(f"hrdis-blind estimates the gain and offset of a BlindGainOffset operator, got "
+                         f"{type(operator).__name__}; use method hrdis for known operators")
+    check_inputs(y, Identity(), prior, steps)  # the shapes of y and the image agree; the operator's pinv is an oracle
+    check_settings(beta, lr, obs_weight, reg_weight)
+    for name, value in (("gain_lr", gain_lr), ("offset_lr", offset_lr)):
+        check_positive(name, value)
+    if not isinstance(offset_grid, int) or isinstance(offset_grid, bool) or offset_grid < 1:
+        raise ValueError(f"offset_grid must be a positive integer, got {offset_grid!r}")
+    if gain_init is not None:
+        check_positive("gain_init", gain_init)
+    start = time.perf_counter()
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    y = y.float()
+    size = tuple(y.shape[-2:])
+
+    gain0, offset0 = initial_gain_offset(y)
+    if gain_init is not None:
+        gain0 = torch.full_like(gain0, float(gain_init))
+    log_gain = gain0.log().requires_grad_(True)
+    offset_grid_map = offset0.expand(-1, y.shape[1], offset_grid, offset_grid).clone().requires_grad_(True)
+    degradation = torch.optim.Adam([{"params": [log_gain], "lr": gain_lr},
+                                    {"params": [offset_grid_map], "lr": offset_lr}], betas=(0.9, 0.99))
+
+    def degrade(x, log_f, grid):
+        return BlindGainOffset.apply(x, log_f.exp(), smooth_offset(grid, size))
+
+    def data_loss(x, log_f, grid):
+        return 0.5 * (y - degrade(x, log_f, grid)).pow(2).flatten(1).mean(1).sum()
+
+    stretched = BlindGainOffset.apply(y, 1 / gain0, -offset0 / gain0)  # A_{f_0,M_0}^-1(y)
+    x_init = (stretched.clamp(-1, 1) if init is None else init).detach().float()
+    mu = x_init.clone().requires_grad_(True)
+    image_optimizer = torch.optim.Adam([mu], lr=lr, betas=(0.9, 0.99))
+    timesteps = prior.schedule.timesteps(steps, t_start, t_end)
+
+    history, eps_prev = [], None
+    for n, t in enumerate(tqdm(timesteps, desc="hrdis-blind", disable=not progress, leave=False)):
+        # 1. the degradation, with the image fixed
+        degradation.zero_grad(set_to_none=True)
+        data_loss(mu.detach(), log_gain, offset_grid_map).backward()
+        degradation.step()
+        # 2. the image, with the degradation fixed
+        f, grid = log_gain.detach(), offset_grid_map.detach()
+        eps_h = draw_hybrid_noise(n, eps_prev, mu, generator, beta, fresh_noise_steps)
+        eps_prev, record = hrdis_step(mu, image_optimizer, prior, t, eps_h, lambda x: data_loss(x, f, grid),
+                                      obs_weight=obs_weight, reg_weight=reg_weight, min_weight=min_weight)
+        record = {"step": n, **record, "gain": f.exp().flatten().tolist()}
+        if reference is not None:
+            record["psnr"] = psnr_tensor(mu.detach(), reference)
+        history.append(record)
+
+    image = mu.detach().clamp(-1, 1)
+    with torch.no_grad():
+        gain, offset = log_gain.exp(), smooth_offset(offset_grid_map, size)
+        residual = (y - BlindGainOffset.apply(image, gain, offset)).flatten(1).pow(2).mean(1).sqrt()
+    return SolveResult(
+        image=image, init=x_init, history=history, nfe=steps, backprop=False, method="hrdis-blind",
+        params=dict(steps=steps, beta=beta, obs_weight=obs_weight, reg_weight=reg_weight, lr=lr, gain_lr=gain_lr,
+                    offset_lr=offset_lr, offset_grid=offset_grid, gain_init=gain_init, min_weight=min_weight,
+                    fresh_noise_steps=fresh_noise_steps, t_start=t_start, t_end=t_end, seed=seed),
+        seconds=time.perf_counter() - start,
+        extras={"gain": gain.flatten().tolist(), "offset": offset, "residual": residual.tolist()})
