@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Callable
 from .base import SolveResult
 from .blind import hrdis_blind
 from .classical import bicubic, tv
+from .ddim import ddim
+from .ddrm import ddrm, ddrm_task_params
+from .dmplug import dmplug
+from .dps import dps, dps_task_params
+from .drddim import drddim
 from .hrdis import hrdis, hybrid_noise
+from .pigdm import pigdm
 
 if TYPE_CHECKING:
     from ..noise import Noise
@@ -55,6 +61,20 @@ METHODS: dict[str, Method] = {
     "hrdis-blind": Method("hrdis-blind", hrdis_blind,
                           "blind HRDIS for y = f x + M (unknown gain f and smooth offset M, App. C.7): alternates "
                           "Adam on f, M with HRDIS steps on the image", {"beta": 0.2}, _hrdis_task_params),
+    "dps": Method("dps", dps, "DPS (Chung et al., ICLR 2023): DDPM sampling with a gradient step on ||y - A(x0_hat)|| "
+                  "(step size zeta per task); 1000 NFE, backprop through the network; linear or nonlinear A",
+                  {}, dps_task_params),
+    "dmplug": Method("dmplug", dmplug, "DMPlug (Wang et al., NeurIPS 2024): Adam on the seed of a 3-step DDIM so that "
+                     "A(R(z)) fits y, ES-WMV early stopping; 3 NFE + backprop per iteration, up to 300 iterations"),
+    "ddim": Method("ddim", ddim, "reference point: unconditional DDIM samples from the prior (Song et al., ICLR 2021), "
+                   "ignores y; 100 NFE, no backprop"),
+    "drddim": Method("drddim", drddim, "DR+DDIM, the HRDIS paper's ablation (App. C.3): denoising regularisation whose "
+                     "noise follows DDIM's deterministic/random split (eta = 1); 1 NFE per step, no backprop",
+                     {}, _hrdis_task_params),
+    "pigdm": Method("pigdm", pigdm, "PiGDM (Song et al., ICLR 2023): DDIM with pseudo-inverse guidance, noiseless "
+                    "linear A; 100 NFE, backprop through the network"),
+    "ddrm": Method("ddrm", ddrm, "DDRM (Kawar et al., NeurIPS 2022): DDIM in the SVD space of A (eta 0.85, eta_b 1), "
+                   "inpainting, SR, CS, denoising; 100 NFE, no backprop", {}, ddrm_task_params),
 }
 
 

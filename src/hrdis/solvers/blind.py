@@ -4,15 +4,18 @@ The degradation is ``nonlinear.BlindGainOffset``'s, in intensities (y + 1) / 2 =
 written A_{f,M}(x). As in the paper (after GDP), f, M and the image mu are updated alternately, once
 per step, on the data term D = mean(1/2 (y - A_{f,M}(mu))^2):
 
-1. (f, M) <- one Adam step on D with mu fixed;
+1. (f, M) <- one Adam step on D with mu fixed (and clipped to [-1, 1], the image it stands for);
 2. mu <- one HRDIS step (``hrdis_step``: hybrid noise, lambda_1 D + lambda_2 omega_t mean(sg(eps_theta(mu_t, t)
    - eps_h) mu)) with f and M fixed.
 
 Parameterisation, so that the unknowns cannot trade places:
 
-- f = exp(log f): positive, and Adam's step is relative (gain_lr = 0.02 moves f by at most ~2% a step);
+- f = exp(log f): positive, and Adam's step is relative (gain_lr = 0.01 moves f by at most ~1% a step);
 - M = bicubic upsampling of an offset_grid x offset_grid map per channel: smooth by construction, so M
   can take a veil or a vignette but not the image's edges, whose contrast must then come from f mu.
+
+What no parameterisation fixes: f x + M = f (x + c) + (M - f c) for any field c that M's grid can
+represent, so the image's mean brightness and broad shading come from the prior alone.
 
 Initialisation (no ground truth, nothing from the operator's own f and M): the observation's 1st-99th
 percentile spread of intensities, divided by that of a well-exposed face (0.9: the median over 300
@@ -64,7 +67,7 @@ def hrdis_blind(
     obs_weight: float = 1.0,
     reg_weight: float = 0.25,
     lr: float = 0.1,
-    gain_lr: float = 0.02,
+    gain_lr: float = 0.01,
     offset_lr: float = 0.01,
     offset_grid: int = 4,
     gain_init: float | None = None,
@@ -134,7 +137,9 @@ def hrdis_blind(
     for n, t in enumerate(tqdm(timesteps, desc="hrdis-blind", disable=not progress, leave=False)):
         # 1. the degradation, with the image fixed
         degradation.zero_grad(set_to_none=True)
-        data_loss(mu.detach(), log_gain, offset_grid_map).backward()
+        # Fitted to the image as it will be shown, in [-1, 1]: an inflated mu (f too small) is clipped
+        # and no longer explains y's highlights, which pulls f back up.
+        data_loss(mu.detach().clamp(-1, 1), log_gain, offset_grid_map).backward()
         degradation.step()
         # 2. the image, with the degradation fixed
         f, grid = log_gain.detach(), offset_grid_map.detach()

@@ -1,0 +1,210 @@
+"""DMPlug (Wang et al., NeurIPS 2024): the whole reverse process as a function.
+
+A short deterministic DDIM (eta = 0) reverse process R maps a seed z to an image, and DMPlug
+optimises the seed so that the image explains the measurement:
+
+    z* = argmin_z ||y - A(R(z))||^2,   x* = R(z*),
+
+with Adam (lr 0.01) from z ~ N(0, I), backpropagating through every network call of R (3 steps:
+3 network evaluations and their backward pass per iteration). The official code clamps R(z) to
+[-1, 1] and runs DDIM on the grid t = (k - 1) T/k, ..., T/k, 0 with k steps (666, 333, 0 for k = 3),
+clipping x0_hat at each step; so does this.
+
+Early stopping, ES-WMV (Wang et al., "Early stopping for deep image prior", TMLR 2023, as used by
+DMPlug): with a window of the W latest iterates x^(k-W+1), ..., x^(k), the windowed variance
+
+    VAR_k = mean over pixels of (1/W) sum_w ||x^(k-w) - mean of the window||^2
+
+is checked at every iteration; once VAR has gone P checks (patience) without a new minimum, stop and
+return the iterate x^(k*) at which the minimum was reached. Each image of a batch stops on its own
+variance; the loop ends when every image has stopped (or after ``steps`` iterations: then images that
+never stopped return their last iterate).
+
+``SolveResult.extras``: "es_step" (per image, the iteration whose iterate ``image`` is: the ES-WMV
+selection), "stopped_at" (the last iteration run); with a ``reference`` only, the *oracle* a paper's
+best-PSNR figures report: "oracle_image" (per image, the iterate of highest PSNR against the
+reference, which a real restoration cannot know) and "oracle_step".
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Iterable
+
+import torch
+from tqdm import tqdm
+
+from ..operators import Operator
+from ..priors import Prior
+from ..sampling import ddim_step
+from .base import SolveResult, check_inputs, check_positive, psnr_tensor
+from ._common import check_grid, image_shape, next_timestep, psnr_per_image
+
+
+def windowed_variance(window: torch.Tensor) -> torch.Tensor:
+    """(W, B, ...) iterates -> (B,): the variance across the window, averaged over pixels."""
+    return window.var(dim=0, unbiased=False).flatten(1).mean(1)
+
+
+class WindowedVarianceStop:
+    """ES-WMV per image: feed iterates with ``update``; ``stopped`` turns True for an image once its
+    windowed variance (``windowed_variance`` of the last ``window`` iterates, kept as running sums) has
+    gone ``patience`` checks without a new minimum. ``best_step`` and ``best`` hold the iterate at that
+    minimum (-1 and the first iterate before the first full window); ``stop_step`` is -1 until stopped."""
+
+    def __init__(self, window: int = 100, patience: int = 100):
+        for name, v in (("window", window), ("patience", patience)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"ES-WMV {name} must be a positive integer, got {v!r}")
+        self.window, self.patience = window, patience
+        self.recent: deque[torch.Tensor] = deque()
+        self.total = self.total_sq = None  # running sums over the window, float64: O(1) per update
+        self.step = -1
+        self.best = self.best_variance = self.best_step = self.waited = self.stopped = self.stop_step = None
+        self.variance: torch.Tensor | None = None  # the latest VAR, (B,)
+
+    def update(self, x: torch.Tensor) -> None:
+        self.step += 1
+        x64 = x.detach().double()
+        self.recent.append(x64)
+        if self.total is None:
+            self.total, self.total_sq = torch.zeros_like(x64), torch.zeros_like(x64)
+        self.total += x64
+        self.total_sq += x64**2
+        if len(self.recent) > self.window:
+            oldest = self.recent.popleft()
+            self.total -= oldest
+            self.total_sq -= oldest**2
+        if self.best is None:
+            b = x.shape[0]
+            self.best = x.detach().clone()
+            self.best_variance = torch.full((b,), float("inf"), dtype=torch.float64)
+            self.best_step = torch.full((b,), -1, dtype=torch.long)
+            self.waited = torch.zeros(b, dtype=torch.long)
+            self.stopped = torch.zeros(b, dtype=torch.bool)
+            self.stop_step = torch.full((b,), -1, dtype=torch.long)
+        if len(self.recent) < self.window:
+            return
+        mean = self.total / self.window
+        self.variance = (self.total_sq / self.window - mean**2).clamp_min(0).flatten(1).mean(1).cpu()
+        active = ~self.stopped
+        improved = active & (self.variance < self.best_variance)
+        self.best_variance = torch.where(improved, self.variance, self.best_variance)
+        self.best_step[improved] = self.step
+        self.best[improved.to(x.device)] = x.detach()[improved.to(x.device)]
+        self.waited = torch.where(improved, 0, self.waited + active.long())
+        newly = active & (self.waited >= self.patience)
+        self.stop_step[newly] = self.step
+        self.stopped |= newly
+
+    @property
+    def done(self) -> bool:
+        return self.stopped is not None and bool(self.stopped.all())
+
+
+def es_wmv(iterates: Iterable[torch.Tensor], window: int = 100, patience: int = 100) -> WindowedVarianceStop:
+    """Run ES-WMV over a sequence of iterates (each (B, ...)) until every image has stopped or the
+    sequence ends; the returned state has ``best_step``, ``stop_step`` (-1: never stopped) and ``best``."""
+    stop = WindowedVarianceStop(window, patience)
+    for x in iterates:
+        stop.update(x)
+        if stop.done:
+            break
+    return stop
+
+
+def reverse_process(prior: Prior, z: torch.Tensor, timesteps: list[int]) -> torch.Tensor:
+    """R(z): deterministic DDIM from x_{t_1} = z to the clean image, differentiable in z."""
+    x = z
+    for i, t in enumerate(timesteps):
+        x, _ = ddim_step(prior, x, t, next_timestep(timesteps, i), eta=0.0)
+    return x.clamp(-1, 1)
+
+
+def official_grid(steps: int, num_timesteps: int) -> list[int]:
+    """DMPlug's DDIM grid (diffusers' "leading" spacing): (k - 1) T/k, ..., T/k, 0."""
+    ratio = num_timesteps // steps
+    return [k * ratio for k in reversed(range(steps))]
+
+
+def dmplug(
+    y: torch.Tensor,
+    operator: Operator,
+    prior: Prior,
+    *,
+    steps: int = 300,
+    ddim_steps: int = 3,
+    lr: float = 0.01,
+    early_stopping: bool = True,
+    window: int = 100,
+    patience: int = 100,
+    seed: int = 0,
+    reference: torch.Tensor | None = None,
+    progress: bool = False,
+) -> SolveResult:
+    """Restore x from y = A(x) + noise by optimising the seed of a DDIM reverse process (DMPlug).
+
+    Args:
+        steps: the largest number of Adam iterations (the paper runs thousands; ES-WMV usually
+            stops earlier). Each costs ``ddim_steps`` network evaluations and their backward pass.
+        ddim_steps: k, the DDIM steps of the reverse process R (3 in the paper).
+        lr: Adam's learning rate on z.
+        early_stopping: use ES-WMV; if False, run every iteration and return the last iterate.
+        window, patience: ES-WMV's W and P (iterations).
+        seed: seeds z.
+        reference: the ground truth: records per-step PSNR and the oracle in ``extras`` (never used
+            to choose ``image``).
+    """
+    check_inputs(y, operator, prior, steps)
+    if not isinstance(ddim_steps, int) or isinstance(ddim_steps, bool) or ddim_steps < 1:
+        raise ValueError(f"ddim_steps must be a positive integer, got {ddim_steps!r}")
+    check_grid(ddim_steps, prior.schedule)
+    check_positive("lr", lr)
+    stop = WindowedVarianceStop(window, patience)
+    start = time.perf_counter()
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    z = torch.randn(image_shape(y, operator), generator=generator).to(y.device).requires_grad_(True)
+    optimizer = torch.optim.Adam([z], lr=lr)
+    timesteps = official_grid(ddim_steps, prior.schedule.num_timesteps)
+
+    history, x_init, oracle, oracle_psnr, oracle_step = [], None, None, None, None
+    for k in tqdm(range(steps), desc="dmplug", disable=not progress, leave=False):
+        x = reverse_process(prior, z, timesteps)
+        misfit = (y - operator(x)).pow(2).flatten(1).mean(1)  # per image, summed: images do not interact
+        optimizer.zero_grad(set_to_none=True)
+        misfit.sum().backward()
+        optimizer.step()
+
+        x = x.detach()  # x^(k) = R(z^(k)), the iterate the loss was computed on
+        x_init = x.clone() if x_init is None else x_init
+        stop.update(x)
+        record = {"step": k, "t": None, "loss_obs": misfit.mean().item()}
+        if stop.variance is not None:
+            record["window_variance"] = stop.variance.mean().item()
+        if reference is not None:
+            record["psnr"] = psnr_tensor(x, reference)
+            psnr = psnr_per_image(x, reference).cpu()
+            if oracle is None:
+                oracle, oracle_psnr, oracle_step = x.clone(), psnr, torch.zeros_like(psnr, dtype=torch.long)
+            better = psnr > oracle_psnr
+            oracle[better.to(x.device)] = x[better.to(x.device)]
+            oracle_psnr, oracle_step = torch.where(better, psnr, oracle_psnr), torch.where(better, k, oracle_step)
+        history.append(record)
+        if early_stopping and stop.done:
+            break
+
+    iterations = k + 1
+    image, es_step = x, torch.full((x.shape[0],), k, dtype=torch.long)
+    if early_stopping and stop.stopped is not None:
+        image = torch.where(stop.stopped.to(x.device).view(-1, 1, 1, 1), stop.best, x)
+        es_step = torch.where(stop.stopped, stop.best_step, es_step)
+    extras = {"es_step": es_step.tolist(), "stopped_at": k}
+    if reference is not None:
+        extras.update(oracle_image=oracle, oracle_step=oracle_step.tolist())
+
+    return SolveResult(image=image, init=x_init, history=history, nfe=iterations * ddim_steps, backprop=True,
+                       method="dmplug",
+                       params=dict(steps=steps, ddim_steps=ddim_steps, lr=lr, early_stopping=early_stopping,
+                                   window=window, patience=patience, seed=seed),
+                       seconds=time.perf_counter() - start, extras=extras)
