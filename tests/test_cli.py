@@ -115,3 +115,20 @@ def test_sample_writes_grid(capsys, tmp_path, tiny_prior_dir):
     code, _, err = run(capsys, "sample", "--n", 4, "--steps", 3, "--prior", tiny_prior_dir, "--out", tmp_path / "s.png")
     assert code == 0, err
     assert Image.open(tmp_path / "s.png").size == (2 * 34 + 2, 2 * 34 + 2)
+
+
+def test_method_that_does_not_fit_the_operator_is_refused(capsys, tmp_path, tiny_prior_dir, face32):
+    code, _, err = run(capsys, "solve", "--input", face32, "--task", "deblur-gauss", "--method", "ddrm",
+                       "--prior", tiny_prior_dir, "--out", tmp_path / "o.png")
+    assert code == 2 and "needs an operator with an SVD" in err
+    code, _, err = run(capsys, "solve", "--input", face32, "--task", "inpaint-box", "--method", "bicubic",
+                       "--prior", tiny_prior_dir, "--out", tmp_path / "o.png")
+    assert code == 2 and "super-resolution" in err and not (tmp_path / "o.png").exists()
+
+
+@pytest.mark.parametrize("method", ["dps", "ddrm", "pigdm", "dmplug", "ddim", "drddim", "reddiff", "cr", "tv"])
+def test_every_method_runs_from_the_cli(capsys, tmp_path, tiny_prior_dir, face32, method):
+    code, _, err = run(capsys, "solve", "--input", face32, "--task", "sr4", "--method", method, "--steps", 3,
+                       "--prior", tiny_prior_dir, "--out", tmp_path / "o.png")
+    assert code == 0, err
+    assert Image.open(tmp_path / "o.png").size == (32, 32)

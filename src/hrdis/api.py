@@ -45,6 +45,7 @@ def solve(y: torch.Tensor, operator: Operator, prior: Prior, method: str = "hrdi
     the history. Returns a ``SolveResult``.
     """
     m = get_method(method)
+    m.check_operator(operator)
     kwargs = resolve_params(method, task, noise if noise is not None else NoNoise(), restarts=restarts, **params)
     restarts = kwargs.pop("restarts", 1)  # solve's business, not the solver's
     if not isinstance(restarts, int) or isinstance(restarts, bool) or restarts < 1:

@@ -52,8 +52,9 @@ def load_bench_images(source: str, size: int, n: int, first: int | None = None) 
     return out
 
 
-def applicable(method: str, task: str) -> bool:
-    return method != "bicubic" or task.startswith("sr")
+def applicable(method: str, task: str, image_size: int = 64) -> bool:
+    """Whether the method can run on the task's operator (e.g. DDRM needs an SVD, bicubic an SR task)."""
+    return get_method(method).applies_to(get_task(task).make_operator(image_size, 0))
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -84,7 +85,9 @@ def run_bench(prior: Prior, tasks: list[str], methods: list[str], bench_images: 
         get_method(m)
     noise_model = parse_noise(noise)
     done = {r["key"] for p in out.glob("rows*.jsonl") for r in read_rows(p)}
-    cells = [(t, m, im) for t in tasks for im in bench_images for m in methods if applicable(m, t)]
+    size = bench_images[0].image.shape[-1]
+    runnable = {(t, m) for t in tasks for m in methods if applicable(m, t, size)}
+    cells = [(t, m, im) for t in tasks for im in bench_images for m in methods if (t, m) in runnable]
     cells = [c for i, c in enumerate(cells) if i % world == rank]
     todo = [c for c in cells if cell_key(c[0], c[1], c[2].name, noise, seed) not in done]
     with open(rows_path, "a") as f:

@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lr", type=float, help="Adam learning rate")
     s.add_argument("--obs-weight", type=float, help="lambda_1, weight of the data term")
     s.add_argument("--reg-weight", type=float, help="lambda_2, weight of the diffusion regulariser")
+    s.add_argument("--restarts", type=int, help="best of this many seeds by measurement residual (phase retrieval: 4)")
     s.add_argument("--resize", action="store_true", help="square-crop and resize the input to the prior's size")
     s.add_argument("--out", required=True, help="where to write the restored PNG")
     s.add_argument("--grid", help="also write a comparison grid: truth | measurement | init | result")
@@ -121,7 +122,8 @@ def cmd_solve(args) -> None:
         y_img = images.read_image(args.observed)
         operator, task_arg = _observed_operator(args, y_img, size)
         y = operator(y_img) if isinstance(operator, operators.Inpainting) else y_img
-    params = dict(steps=args.steps, beta=args.beta, lr=args.lr, obs_weight=args.obs_weight, reg_weight=args.reg_weight)
+    params = dict(steps=args.steps, beta=args.beta, lr=args.lr, obs_weight=args.obs_weight, reg_weight=args.reg_weight,
+                  restarts=args.restarts)
     used = resolve_params(args.method, task_arg, noise, **params)
     print(f"hrdis: {args.method} on {getattr(task_arg, 'name', task_arg) or 'custom'} with {json.dumps(used)}",
           file=sys.stderr)
@@ -143,7 +145,9 @@ def cmd_solve(args) -> None:
         print(f"wrote {args.grid} ({'truth | ' if truth is not None else ''}measurement | init | result)")
     if args.history:
         images.atomic_write_bytes(args.history, json.dumps(
-            {"method": result.method, "params": result.params, "history": result.history}, indent=1).encode())
+            {"method": result.method, "params": result.params, "history": result.history,
+             "extras": {k: v for k, v in result.extras.items() if not isinstance(v, torch.Tensor)}},
+            indent=1, default=str).encode())
 
 
 def _observed_operator(args, y_img: torch.Tensor, size: int | None):
@@ -160,10 +164,15 @@ def _observed_operator(args, y_img: torch.Tensor, size: int | None):
                              f"but the prior works at {size} px")
         op = operators.BicubicSR(scale, size) if args.task == "sr4-bicubic" else operators.AveragePoolSR(scale)
         return op, args.task or _custom_task(f"sr{scale}", SR)
-    if args.task in ("denoise", "deblur-gauss", "deblur-motion"):
+    if args.task in OBSERVABLE_TASKS:
         return get_task(args.task).make_operator(y_img.shape[-1], args.seed), args.task
-    raise ValueError("--observed needs --mask (inpainting), --scale / --task srN (super-resolution), or "
-                     "--task denoise|deblur-gauss|deblur-motion; compressed-sensing measurements are not images")
+    raise ValueError(f"--observed needs --mask (inpainting), --scale / --task srN (super-resolution), or --task "
+                     f"{'|'.join(OBSERVABLE_TASKS)}; compressed-sensing and phase measurements are not images")
+
+
+# Tasks whose measurement is an image of the same size as x, so a real observation can be restored.
+# blind-lowlight's operator carries a simulated gain and offset, which hrdis-blind never reads.
+OBSERVABLE_TASKS = ("denoise", "deblur-gauss", "deblur-motion", "deblur-nonlinear", "hdr", "blind-lowlight")
 
 
 def _custom_task(name, preset):

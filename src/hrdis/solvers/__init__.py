@@ -37,6 +37,35 @@ def _no_task_params(task: "Task", noise: "Noise") -> dict:
     return {}
 
 
+# What each method needs of the operator; `requires` is the phrase used in the error message.
+def _any_operator(op) -> bool:
+    return True
+
+
+def _linear(op) -> bool:
+    from ..operators import is_linear
+
+    return is_linear(op)
+
+
+def _has_svd(op) -> bool:
+    from ..operators import AveragePoolSR, BicubicSR, BlockCS, Identity, Inpainting
+
+    return callable(getattr(op, "svd", None)) or isinstance(op, (Identity, Inpainting, AveragePoolSR, BicubicSR, BlockCS))
+
+
+def _super_resolution(op) -> bool:
+    from ..operators import AveragePoolSR, BicubicSR
+
+    return isinstance(op, (AveragePoolSR, BicubicSR))
+
+
+def _gain_offset(op) -> bool:
+    from ..nonlinear import BlindGainOffset
+
+    return isinstance(op, BlindGainOffset)
+
+
 @dataclass(frozen=True)
 class Method:
     name: str
@@ -44,6 +73,13 @@ class Method:
     description: str
     overrides: dict = field(default_factory=dict)  # applied on top of the task's parameters
     task_params: Callable[["Task", "Noise"], dict] = _no_task_params
+    applies_to: Callable[[object], bool] = _any_operator
+    requires: str = ""
+
+    def check_operator(self, operator) -> None:
+        if not self.applies_to(operator):
+            raise ValueError(f"method {self.name} needs {self.requires}; {operator.name} is not one. "
+                             f"Pick another method (see `hrdis info`)")
 
 
 METHODS: dict[str, Method] = {
@@ -57,10 +93,12 @@ METHODS: dict[str, Method] = {
                  {"beta": 0.0}, _hrdis_task_params),
     "tv": Method("tv", tv, "prior-free baseline: total-variation regularised least squares (Adam, 300 steps)",
                  {"steps": 300, "lr": 0.02}),
-    "bicubic": Method("bicubic", bicubic, "prior-free baseline for super-resolution: bicubic upsampling"),
+    "bicubic": Method("bicubic", bicubic, "prior-free baseline for super-resolution: bicubic upsampling",
+                      applies_to=_super_resolution, requires="a super-resolution operator"),
     "hrdis-blind": Method("hrdis-blind", hrdis_blind,
                           "blind HRDIS for y = f x + M (unknown gain f and smooth offset M, App. C.7): alternates "
-                          "Adam on f, M with HRDIS steps on the image", {"beta": 0.2}, _hrdis_task_params),
+                          "Adam on f, M with HRDIS steps on the image", {"beta": 0.2}, _hrdis_task_params,
+                          applies_to=_gain_offset, requires="the blind gain-offset operator (task blind-lowlight)"),
     "dps": Method("dps", dps, "DPS (Chung et al., ICLR 2023): DDPM sampling with a gradient step on ||y - A(x0_hat)|| "
                   "(step size zeta per task); 1000 NFE, backprop through the network; linear or nonlinear A",
                   {}, dps_task_params),
@@ -72,9 +110,10 @@ METHODS: dict[str, Method] = {
                      "noise follows DDIM's deterministic/random split (eta = 1); 1 NFE per step, no backprop",
                      {}, _hrdis_task_params),
     "pigdm": Method("pigdm", pigdm, "PiGDM (Song et al., ICLR 2023): DDIM with pseudo-inverse guidance, noiseless "
-                    "linear A; 100 NFE, backprop through the network"),
+                    "linear A; 100 NFE, backprop through the network", applies_to=_linear, requires="a linear operator"),
     "ddrm": Method("ddrm", ddrm, "DDRM (Kawar et al., NeurIPS 2022): DDIM in the SVD space of A (eta 0.85, eta_b 1), "
-                   "inpainting, SR, CS, denoising; 100 NFE, no backprop", {}, ddrm_task_params),
+                   "inpainting, SR, CS, denoising; 100 NFE, no backprop", {}, ddrm_task_params,
+                   applies_to=_has_svd, requires="an operator with an SVD (inpainting, SR, CS, denoising)"),
 }
 
 

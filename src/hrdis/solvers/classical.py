@@ -35,7 +35,7 @@ def tv(y: torch.Tensor, operator: Operator, prior=None, *, steps: int = 300, tv_
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        rec = {"step": n, "loss_obs": float(data)}
+        rec = {"step": n, "loss_obs": data.item()}
         if reference is not None:
             rec["psnr"] = psnr_tensor(x.detach(), reference)
         history.append(rec)
