@@ -5,7 +5,7 @@ from hrdis.priors import save_prior
 from hrdis.schedule import VPSchedule
 from hrdis.unet import ADMConfig, ADMUNet
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)  # a training job may share the machine
 
 TINY_CONFIG = ADMConfig(image_size=32, num_channels=32, num_res_blocks=1, attention_resolutions=[8],
                         channel_mult=[1, 2], num_head_channels=32, use_scale_shift_norm=True, resblock_updown=True)

@@ -166,7 +166,7 @@ class Untouchable(torch.Tensor):
         raise AssertionError(f"the reference was used ({getattr(func, '__name__', func)})")
 
 
-# ERRORS[k][b]: the constant error of restart k (seed 10 + k) on image b; the residual is its size.
+# ERRORS[k][b]: the constant error of restart k (seed 10 + 1000 k) on image b; the residual is its size.
 ERRORS = [[0.30, 0.05], [0.20, 0.40], [0.10, 0.25]]
 
 
@@ -176,7 +176,7 @@ def stub_method(monkeypatch):
 
     def stub(y, operator, prior, *, seed, reference, progress, **params):
         calls.append({"seed": seed, **params})
-        error = torch.tensor(ERRORS[seed - 10]).view(-1, 1, 1, 1)
+        error = torch.tensor(ERRORS[(seed - 10) // 1000]).view(-1, 1, 1, 1)  # restart k: seed + 1000 k
         return SolveResult(image=y + error, init=y.clone(), history=[{"seed": seed}], nfe=5)
 
     monkeypatch.setitem(METHODS, "stub", Method("stub", stub, "a test stub"))
@@ -189,9 +189,9 @@ def test_restarts_keep_the_smallest_residual_per_image(stub_method):
     y = torch.zeros(2, 3, 4, 4)
     result = solve(y, Identity(), GaussianPrior(), "stub", seed=10, restarts=3, steps=5,
                    reference=torch.zeros(2, 3, 4, 4).as_subclass(Untouchable))
-    assert [c["seed"] for c in stub_method] == [10, 11, 12]
+    assert [c["seed"] for c in stub_method] == [10, 1010, 2010]
     assert all("restarts" not in c for c in stub_method) and all(c["steps"] == 5 for c in stub_method)
-    assert result.extras["chosen_restart"] == [2, 0] and result.extras["chosen_seed"] == [12, 10]
+    assert result.extras["chosen_restart"] == [2, 0] and result.extras["chosen_seed"] == [2010, 10]
     assert torch.allclose(result.image[:, 0, 0, 0], torch.tensor([0.10, 0.05]))
     assert torch.allclose(torch.tensor(result.extras["restart_residuals"]), torch.tensor(ERRORS).T, atol=1e-6)
     assert result.nfe == 15 and result.params["restarts"] == 3 and result.method == "stub"

@@ -173,7 +173,7 @@ def test_linear_only_methods_refuse_other_operators(rough_prior):
     y = torch.zeros(1, 3, 16, 16)
     with pytest.raises(ValueError, match="linear"):
         solve(y, Squared(), rough_prior, "pigdm", steps=3)
-    with pytest.raises(ValueError, match="DDRM needs an operator with an SVD"):
+    with pytest.raises(ValueError, match="ddrm needs an operator with an SVD"):
         solve(y, operators.Blur(operators.gaussian_kernel(5, 1.0)), rough_prior, "ddrm", steps=3)
 
 

@@ -5,10 +5,14 @@ family, Table 5 adjusted for noise), the method's defining parameters (e.g. RED-
 the caller's keyword arguments.
 
 ``restarts`` (a parameter like any other, e.g. in the phase-retrieval preset) runs the solver with seeds
-seed, seed + 1, ... and keeps, per image, the run with the smallest measurement residual
-||y - A(x)|| / sqrt(m). The ground truth is never consulted: ``reference`` only feeds per-step PSNR
-histories. A solver that estimates its own operator (``hrdis-blind``) reports the residual under its
-estimate in ``extras["residual"]``, and that is used instead of A's.
+seed, seed + 1000, seed + 2000, ... (``RESTART_SEED_STRIDE``) and keeps, per image, the run with the
+smallest measurement residual ||y - A(x)|| / sqrt(m). The ground truth is never consulted: ``reference``
+only feeds per-step PSNR histories. A solver that estimates its own operator (``hrdis-blind``) reports the
+residual under its estimate in ``extras["residual"]``, and that is used instead of A's.
+
+Seeds are per image: ``seed`` s for a batch of B gives image b the seed s + b (or pass one seed per image
+as a list), so a batch restores exactly as B single solves; restart k adds k * 1000 to every image's
+seed, so restarts and images never share a seed in batches of up to 1000 images.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from .operators import Operator
 from .priors import Prior
 from .solvers import SolveResult, get_method
 from .tasks import Task, get_task
+
+RESTART_SEED_STRIDE = 1000  # restart k runs at seed + 1000 k (image b of it at seed + 1000 k + b)
 
 
 def resolve_params(method: str, task: str | Task | None = None, noise: Noise | str | None = None, **overrides) -> dict:
@@ -33,7 +39,7 @@ def resolve_params(method: str, task: str | Task | None = None, noise: Noise | s
 
 
 def solve(y: torch.Tensor, operator: Operator, prior: Prior, method: str = "hrdis", *,
-          task: str | Task | None = None, noise: Noise | str | None = None, seed: int = 0,
+          task: str | Task | None = None, noise: Noise | str | None = None, seed: int | list[int] = 0,
           restarts: int | None = None, reference: torch.Tensor | None = None, progress: bool = False,
           **params) -> SolveResult:
     """Restore the image behind measurement ``y`` of ``operator`` with ``prior``.
@@ -50,7 +56,8 @@ def solve(y: torch.Tensor, operator: Operator, prior: Prior, method: str = "hrdi
     restarts = kwargs.pop("restarts", 1)  # solve's business, not the solver's
     if not isinstance(restarts, int) or isinstance(restarts, bool) or restarts < 1:
         raise ValueError(f"restarts must be a positive integer, got {restarts!r}")
-    seeds = [seed + k for k in range(restarts)]
+    seeds = [seed + RESTART_SEED_STRIDE * k if isinstance(seed, int) else [s + RESTART_SEED_STRIDE * k for s in seed]
+             for k in range(restarts)]
     runs = [m.solver(y, operator, prior, seed=s, reference=reference, progress=progress, **kwargs) for s in seeds]
     result = runs[0] if restarts == 1 else keep_best_restart(runs, seeds, y, operator)
     result.method = method

@@ -4,6 +4,17 @@ Rows are appended to ``OUT/rows.jsonl`` as each cell finishes (flushed and fsync
 skips the cells already there, so an interrupted run loses at most the cell in flight. Tables
 (Markdown + CSV, one per metric, methods as rows and tasks as columns) and figure grids are rebuilt
 from the rows at the end of every run.
+
+A *column* is a task measured under one noise model (``inpaint-ff20@gaussian:0.05``; plain ``sr4`` is
+noiseless), optionally with extra solver parameters and a tag (ablations: ``beta=0.5``); ``SUITES`` name
+the column sets of the paper's tables. Every row also records ``hf_ratio`` (spectral sharpness against
+the truth, ``metrics.hf_ratio``) and ``peak_mem_mb`` (see ``PeakMemory``), and ``write_cost_table``
+renders the per-method costs (the paper's Table 3).
+
+Sharding: ``run_bench(..., rank=r, world=k)`` runs every k-th (column, image), all methods, into
+``rows.rank{r}.jsonl``;
+``merge_rank_rows`` folds those into ``rows.jsonl`` (``hrdis bench`` under ``torchrun`` does this on
+rank 0 after a barrier).
 """
 
 from __future__ import annotations
@@ -12,8 +23,10 @@ import csv
 import io
 import json
 import os
+import re
 import statistics
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -26,7 +39,134 @@ from .priors import Prior
 from .solvers import get_method
 from .tasks import get_task
 
-METRICS = ("psnr", "ssim", "residual", "seconds", "nfe")
+METRICS = ("psnr", "ssim", "hf_ratio", "residual", "seconds", "nfe", "peak_mem_mb")
+FORMATS = {"psnr": "{:.2f}", "ssim": "{:.3f}", "hf_ratio": "{:.3f}", "residual": "{:.4f}", "seconds": "{:.2f}",
+           "nfe": "{:.0f}", "peak_mem_mb": "{:.1f}"}
+METRIC_NOTES = {
+    "hf_ratio": "hf_ratio: energy of the 2-D FFT above 1/4 of Nyquist (radial), result over truth; "
+                "1 = as sharp as the truth, < 1 blurrier, > 1 noisier.",
+    "peak_mem_mb": "peak_mem_mb: see table_cost.md for how memory is measured.",
+}
+
+# Column sets of the paper's tables (``task`` or ``task@noise``).
+SUITES = {
+    "linear": ("Table 1/9 analogue: noiseless linear problems",
+               ["inpaint-ff10", "inpaint-ff20", "sr4", "cs25"]),
+    "ffhq": ("Table 2/10 analogue: harder linear problems", ["inpaint-ff30", "sr16", "cs10"]),
+    "nonlinear": ("Table 4/11 analogue: nonlinear problems", ["phase-retrieval", "hdr", "deblur-nonlinear"]),
+    "noisy": ("noisy measurements (App. C.2): free-form inpainting (20-30%) under four noise models",
+              ["inpaint-ff20@gaussian:0.05", "inpaint-ff20@gaussian:0.1", "inpaint-ff20@poisson:1.0",
+               "inpaint-ff20@speckle:0.1"]),
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    """A task under one noise model, with optional extra solver parameters (``tag`` names them in the key)."""
+    task: str
+    noise: str = "none"
+    params: tuple = field(default=(), compare=True)  # ((name, value), ...) added to every method's parameters
+    tag: str = ""
+
+    @property
+    def label(self) -> str:
+        return self.task if self.noise in ("none", "", None) else f"{self.task}@{self.noise}"
+
+
+def parse_columns(spec: str | list[str], noise: str = "none") -> list[Column]:
+    """``"sr4,inpaint-ff20@gaussian:0.05"`` (or a list) -> columns; ``noise`` applies where none is given."""
+    items = spec.split(",") if isinstance(spec, str) else spec
+    cols = []
+    for item in (i.strip() for i in items):
+        if not item:
+            continue
+        task, _, col_noise = item.partition("@")
+        get_task(task)
+        col_noise = col_noise or noise
+        parse_noise(col_noise)
+        cols.append(Column(task, col_noise))
+    return cols
+
+
+def suite_columns(name: str, noise: str = "none") -> list[Column]:
+    if name not in SUITES:
+        raise ValueError(f"unknown suite {name!r}; choose one of {', '.join(SUITES)}")
+    return parse_columns(SUITES[name][1], noise)
+
+
+def safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._=-]+", "-", name)
+
+
+def _device_of(prior) -> torch.device:
+    for t in list(prior.parameters()) + list(prior.buffers()):
+        return t.device
+    return torch.device("cpu")
+
+
+def _rss_bytes() -> int | None:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+MEMORY_METHODS = {
+    "cuda_max_allocated": "torch.cuda.max_memory_allocated() during the cell minus the allocation at its start "
+                          "(tensors on the GPU only)",
+    "cpu_rss_sampled": "CPU: the process's resident set size (/proc/self/statm) sampled every 5 ms by a thread; "
+                       "peak during the cell minus the RSS at its start. It counts every allocation of the process "
+                       "(torch, numpy, Python), may miss spikes shorter than 5 ms, and reads low (down to 0) when "
+                       "the cell reuses memory the allocator kept from earlier cells, so the first cell of a "
+                       "process is the most complete; compare methods within one run",
+    "unavailable": "no /proc/self/statm on this system: not measured",
+}
+
+
+class PeakMemory:
+    """``with PeakMemory(device) as pm: ...`` then ``pm.peak_mb`` (None when unmeasurable) and ``pm.method``
+    (a key of ``MEMORY_METHODS``)."""
+
+    def __init__(self, device: torch.device | str = "cpu", interval: float = 0.005):
+        self.device = torch.device(device)
+        self.interval = interval
+        self.peak_mb: float | None = None
+        self.method = "unavailable"
+
+    def __enter__(self):
+        if self.device.type == "cuda":
+            self.method = "cuda_max_allocated"
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._start = torch.cuda.memory_allocated(self.device)
+            return self
+        self._start = _rss_bytes()
+        if self._start is None:
+            return self
+        self.method = "cpu_rss_sampled"
+        self._peak = self._start
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._stop.wait(self.interval):
+            rss = _rss_bytes()
+            if rss is not None and rss > self._peak:
+                self._peak = rss
+
+    def __exit__(self, *exc):
+        if self.method == "cuda_max_allocated":
+            torch.cuda.synchronize(self.device)
+            self.peak_mb = (torch.cuda.max_memory_allocated(self.device) - self._start) / 2**20
+        elif self.method == "cpu_rss_sampled":
+            self._stop.set()
+            self._thread.join()
+            self._peak = max(self._peak, _rss_bytes() or 0)
+            self.peak_mb = max(0, self._peak - self._start) / 2**20
+        return False
 
 
 @dataclass
@@ -68,48 +208,107 @@ def read_rows(path: Path) -> list[dict]:
     return rows
 
 
-def cell_key(task: str, method: str, image: str, noise: str, seed: int) -> str:
-    return f"{task}|{method}|{image}|{noise}|{seed}"
+def cell_key(task: str, method: str, image: str, noise: str, seed: int, tag: str = "") -> str:
+    return f"{task}|{method}|{image}|{noise}|{seed}" + (f"|{tag}" if tag else "")
 
 
 def run_bench(prior: Prior, tasks: list[str], methods: list[str], bench_images: list[BenchImage], out: str | Path,
               noise: str = "none", seed: int = 0, figures: int = 4, params: dict | None = None,
               rank: int = 0, world: int = 1) -> list[dict]:
-    """Run the missing cells (this rank's share of them) and return all rows."""
+    """Run the missing cells (this rank's share of them) and return all rows. ``tasks`` may be task
+    names, ``task@noise`` strings (``noise`` applies to the others) or ``Column``s."""
+    columns = [t if isinstance(t, Column) else parse_columns([t], noise)[0] for t in tasks]
+    return run_cells(prior, columns, methods, bench_images, out, seed=seed, figures=figures, params=params,
+                     rank=rank, world=world)
+
+
+def run_cells(prior: Prior, columns: list[Column], methods: list[str], bench_images: list[BenchImage],
+              out: str | Path, seed: int = 0, figures: int = 4, params: dict | None = None,
+              rank: int = 0, world: int = 1, extra: dict | None = None) -> list[dict]:
+    """Run the missing (column, method, image) cells of this rank (every ``world``-th cell, in a fixed
+    order) and return all rows found in ``out``. ``extra`` is copied into every new row."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows_path = out / ("rows.jsonl" if world == 1 else f"rows.rank{rank}.jsonl")
-    for t in tasks:
-        get_task(t)
+    for c in columns:
+        get_task(c.task)
     for m in methods:
         get_method(m)
-    noise_model = parse_noise(noise)
+    noise_models = {c.noise: parse_noise(c.noise) for c in columns}
     done = {r["key"] for p in out.glob("rows*.jsonl") for r in read_rows(p)}
     size = bench_images[0].image.shape[-1]
-    runnable = {(t, m) for t in tasks for m in methods if applicable(m, t, size)}
-    cells = [(t, m, im) for t in tasks for im in bench_images for m in methods if (t, m) in runnable]
-    cells = [c for i, c in enumerate(cells) if i % world == rank]
-    todo = [c for c in cells if cell_key(c[0], c[1], c[2].name, noise, seed) not in done]
+    runnable = {(c.task, m) for c in columns for m in methods if applicable(m, c.task, size)}
+    # A rank takes every world-th (column, image) with all its methods, so slow and fast methods mix on every rank.
+    cells = [(c, m, im) for g, (c, im) in enumerate((c, im) for c in columns for im in bench_images)
+             if g % world == rank for m in methods if (c.task, m) in runnable]
+    todo = [c for c in cells if cell_key(c[0].task, c[1], c[2].name, c[0].noise, seed, c[0].tag) not in done]
+    device = _device_of(prior)
+    fig_names = {im.name for im in bench_images[:figures]}
+    drop_partial_line(rows_path)
     with open(rows_path, "a") as f:
-        for task_name, method, im in tqdm(todo, desc="bench", unit="cell"):
-            task = get_task(task_name)
+        for col, method, im in tqdm(todo, desc="bench" if world == 1 else f"bench rank {rank}", unit="cell"):
+            task = get_task(col.task)
+            noise_model = noise_models[col.noise]
             op = task.make_operator(im.image.shape[-1], im.index)
-            y = noise_model(op(im.image), seed=im.index)
-            result = solve(y, op, prior, method, task=task, noise=noise_model, seed=seed, **(params or {}))
-            row = {"key": cell_key(task_name, method, im.name, noise, seed), "task": task_name, "method": method,
-                   "image": im.name, "noise": noise, "seed": seed,
-                   "psnr": metrics.psnr(result.image, im.image)[0], "ssim": metrics.ssim(result.image, im.image)[0],
+            y = noise_model(op(im.image), seed=im.index)  # simulated on the CPU: the same on every device
+            truth = im.image
+            if device.type != "cpu":
+                op, y, truth = op.to(device), y.to(device), truth.to(device)
+            with PeakMemory(device) as mem:
+                result = solve(y, op, prior, method, task=task, noise=noise_model, seed=seed,
+                               **{**(params or {}), **dict(col.params)})
+            row = {"key": cell_key(col.task, method, im.name, col.noise, seed, col.tag), "task": col.task,
+                   "column": col.label, "tag": col.tag, "method": method, "image": im.name, "noise": col.noise,
+                   "seed": seed, "psnr": metrics.psnr(result.image, truth)[0],
+                   "ssim": metrics.ssim(result.image, truth)[0],
+                   "hf_ratio": metrics.hf_ratio(result.image, truth)[0],
                    "residual": metrics.residual(result.image, y, op)[0], "seconds": result.seconds,
-                   "nfe": result.nfe, "backprop": result.backprop, "params": result.params}
-            f.write(json.dumps(row) + "\n")
+                   "nfe": result.nfe, "backprop": result.backprop, "peak_mem_mb": mem.peak_mb,
+                   "mem_method": mem.method, "device": str(device), "rank": rank, "params": result.params,
+                   **(extra or {})}
+            f.write(json.dumps(row, default=str) + "\n")
             f.flush()
             os.fsync(f.fileno())
-            if bench_images.index(im) < figures:
-                fig_dir = out / "cells" / task_name
+            if im.name in fig_names:
+                fig_dir = out / "cells" / safe_name(col.label + (f"_{col.tag}" if col.tag else ""))
                 images.write_image(result.image, fig_dir / f"{Path(im.name).stem}_{method}.png")
-                images.write_image(_displayable(op.measurement_image(y), im.image), fig_dir / f"{Path(im.name).stem}_y.png")
+                images.write_image(_displayable(op.measurement_image(y), truth), fig_dir / f"{Path(im.name).stem}_y.png")
                 images.write_image(im.image, fig_dir / f"{Path(im.name).stem}_truth.png")
-    return [r for p in sorted(out.glob("rows*.jsonl")) for r in read_rows(p)]
+    return all_rows(out)
+
+
+def drop_partial_line(path: Path) -> None:
+    """Cut a last line left unfinished by an interruption, so the next row starts on a line of its own."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    data = path.read_bytes()
+    if not data.endswith(b"\n"):
+        with open(path, "r+b") as f:
+            f.truncate(data.rfind(b"\n") + 1)
+
+
+def all_rows(out: str | Path) -> list[dict]:
+    """Every row in ``out``'s rows*.jsonl, one per cell key (the first seen)."""
+    rows, seen = [], set()
+    for p in sorted(Path(out).glob("rows*.jsonl")):
+        for r in read_rows(p):
+            if r["key"] not in seen:
+                seen.add(r["key"])
+                rows.append(r)
+    return rows
+
+
+def merge_rank_rows(out: str | Path) -> list[dict]:
+    """Fold rows.rank*.jsonl into rows.jsonl (one line per cell) and remove them; returns all rows."""
+    out = Path(out)
+    rank_files = sorted(out.glob("rows.rank*.jsonl"))
+    if not rank_files:
+        return all_rows(out)
+    rows = all_rows(out)
+    images.atomic_write_bytes(out / "rows.jsonl", "".join(json.dumps(r, default=str) + "\n" for r in rows).encode())
+    for p in rank_files:
+        p.unlink()
+    return rows
 
 
 def _displayable(meas: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -118,37 +317,89 @@ def _displayable(meas: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return meas
 
 
-def summarise(rows: list[dict], metric: str, methods: list[str], tasks: list[str]) -> dict:
-    """{(method, task): (mean, n)} over the rows."""
+def _col(r: dict) -> str:
+    return r.get("column", r["task"])
+
+
+def summarise(rows: list[dict], metric: str, methods: list[str], tasks: list[str],
+              row_of=lambda r: r["method"], col_of=_col) -> dict:
+    """{(row, column): (mean, n)} over the rows (rows: methods by default; columns: column labels)."""
     table = {}
     for m in methods:
         for t in tasks:
-            vals = [r[metric] for r in rows if r["method"] == m and r["task"] == t]
+            vals = [r[metric] for r in rows if row_of(r) == m and col_of(r) == t and r.get(metric) is not None]
             if vals:
                 table[(m, t)] = (statistics.fmean(vals), len(vals))
     return table
 
 
-def write_tables(rows: list[dict], out: str | Path, methods: list[str], tasks: list[str]) -> list[Path]:
+def _render(table: dict, metric: str, row_names: list, col_names: list, corner: str, footer: list[str],
+            title: str | None = None, csv_corner: str | None = None) -> tuple[str, str]:
+    fmt = FORMATS.get(metric, "{:.4g}")
+    md = ([f"**{title}**", ""] if title else []) + [
+        f"| {corner} | " + " | ".join(map(str, col_names)) + " |", "|---" * (len(col_names) + 1) + "|"]
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow([csv_corner or corner] + list(col_names))
+    for m in row_names:
+        cells = [fmt.format(table[(m, t)][0]) if (m, t) in table else "" for t in col_names]
+        md.append(f"| {m} | " + " | ".join(c or "—" for c in cells) + " |")
+        w.writerow([m] + cells)
+    counts = sorted({n for (_, n) in table.values()})
+    md.append("")
+    md.append(f"Mean over {'/'.join(map(str, counts)) or 0} images per cell.")
+    md += footer
+    return "\n".join(md) + "\n", buf.getvalue()
+
+
+def write_tables(rows: list[dict], out: str | Path, methods: list[str], tasks: list[str],
+                 title: str | None = None) -> list[Path]:
+    """table_{metric}.md/.csv: methods as rows, columns (task or task@noise) as columns; and table_cost."""
     out = Path(out)
+    tasks = [t.label if isinstance(t, Column) else t for t in tasks]
     written = []
     for metric in METRICS:
         table = summarise(rows, metric, methods, tasks)
-        fmt = {"psnr": "{:.2f}", "ssim": "{:.3f}", "residual": "{:.4f}", "seconds": "{:.2f}", "nfe": "{:.0f}"}[metric]
-        md = [f"| {metric} | " + " | ".join(tasks) + " |", "|---" * (len(tasks) + 1) + "|"]
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(["method"] + tasks)
-        for m in methods:
-            cells = [fmt.format(table[(m, t)][0]) if (m, t) in table else "" for t in tasks]
-            md.append(f"| {m} | " + " | ".join(c or "—" for c in cells) + " |")
-            w.writerow([m] + cells)
-        counts = sorted({n for (_, n) in table.values()})
-        md.append(f"\nMean over {'/'.join(map(str, counts))} images per cell.")
-        images.atomic_write_bytes(out / f"table_{metric}.md", ("\n".join(md) + "\n").encode())
-        images.atomic_write_bytes(out / f"table_{metric}.csv", buf.getvalue().encode())
+        md, csv_text = _render(table, metric, methods, tasks, metric,
+                               [METRIC_NOTES[metric]] if metric in METRIC_NOTES else [], title, "method")
+        images.atomic_write_bytes(out / f"table_{metric}.md", md.encode())
+        images.atomic_write_bytes(out / f"table_{metric}.csv", csv_text.encode())
         written.append(out / f"table_{metric}.md")
+    written.append(write_cost_table(rows, out, methods, tasks))
     return written
+
+
+def write_cost_table(rows: list[dict], out: str | Path, methods: list[str], tasks: list[str] | None = None) -> Path:
+    """table_cost.md/.csv (the paper's Table 3): per method, over the given columns' rows, mean wall time
+    per image, mean NFE, whether it backpropagates through the network, and peak memory (mean and max)."""
+    out = Path(out)
+    if tasks is not None:
+        rows = [r for r in rows if _col(r) in set(tasks)]
+    header = ["method", "s / image", "NFE", "backprop", "peak MB (mean)", "peak MB (max)", "cells"]
+    md = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(header)
+    for m in methods:
+        mine = [r for r in rows if r["method"] == m]
+        if not mine:
+            continue
+        mem = [r["peak_mem_mb"] for r in mine if r.get("peak_mem_mb") is not None]
+        cells = [m, f"{statistics.fmean(r['seconds'] for r in mine):.2f}",
+                 f"{statistics.fmean(r['nfe'] for r in mine):.0f}",
+                 "yes" if any(r.get("backprop") for r in mine) else "no",
+                 f"{statistics.fmean(mem):.1f}" if mem else "", f"{max(mem):.1f}" if mem else "", str(len(mine))]
+        md.append("| " + " | ".join(c or "—" for c in cells) + " |")
+        w.writerow(cells)
+    mem_methods = sorted({r.get("mem_method", "unavailable") for r in rows})
+    devices = sorted({r.get("device", "?") for r in rows})
+    md += ["", f"Over {len({_col(r) for r in rows})} column(s) ({', '.join(sorted({_col(r) for r in rows}))}); "
+           f"device: {', '.join(devices)}. NFE: network evaluations (all restarts). Backprop: whether the method "
+           "differentiates through the network.", "Peak memory: " +
+           "; ".join(MEMORY_METHODS.get(k, k) for k in mem_methods) + "."]
+    images.atomic_write_bytes(out / "table_cost.md", ("\n".join(md) + "\n").encode())
+    images.atomic_write_bytes(out / "table_cost.csv", buf.getvalue().encode())
+    return out / "table_cost.md"
 
 
 def write_figures(out: str | Path, methods: list[str], tasks: list[str]) -> list[Path]:
@@ -156,18 +407,19 @@ def write_figures(out: str | Path, methods: list[str], tasks: list[str]) -> list
     out = Path(out)
     written = []
     for t in tasks:
-        cell_dir = out / "cells" / t
+        t = t.label if isinstance(t, Column) else t
+        cell_dir = out / "cells" / safe_name(t)
         if not cell_dir.is_dir():
             continue
         stems = sorted({p.name.rsplit("_", 1)[0] for p in cell_dir.glob("*_truth.png")})
-        cols = ["truth", "y"] + [m for m in methods if applicable(m, t)]
+        cols = ["truth", "y"] + [m for m in methods if applicable(m, t.split("@")[0])]
         tiles = []
         for s in stems:
             for c in cols:
                 p = cell_dir / f"{s}_{c}.png"
                 tiles.append(images.read_image(p) if p.is_file() else torch.ones(1, 3, 64, 64))
         if tiles:
-            path = out / f"figure_{t}.png"
+            path = out / f"figure_{safe_name(t)}.png"
             images.write_image(images.make_grid(tiles, nrow=len(cols)), path)
             written.append(path)
     return written

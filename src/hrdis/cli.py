@@ -5,6 +5,10 @@
     hrdis info
     hrdis sample --n 64 --out samples.png
     hrdis train --data faces.tar --out runs/face64
+    hrdis bench --suite linear --methods hrdis,reddiff,dps --images faces.tar --first 9901 --n 100 --out runs/t1
+    hrdis ablate --param beta --values 0,0.1,0.2,0.5,1 --tasks inpaint-ff20,sr4 --images faces.tar --n 20 --out runs/beta
+    hrdis diversity --input face.png --task sr16 --seeds 8 --out runs/div
+    torchrun --nproc_per_node 4 -m hrdis bench --num-images 100 ...   (cells shared over processes; rank 0 merges)
 """
 
 from __future__ import annotations
@@ -20,19 +24,23 @@ from . import images, masks, metrics, operators
 from .api import resolve_params, solve
 from .noise import parse_noise
 from .priors import load_prior
+from .runtime import add_runtime_args, compile_prior, prior_device, prior_options
 from .solvers import METHODS
 from .tasks import INPAINT, SR, TASKS, get_task
 
 
 def _add_prior_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prior", default="bundled", help="'bundled' (default), a prior folder, or a guided-diffusion .pt")
-    p.add_argument("--prior-config", help="JSON of guided-diffusion options, needed with a .pt checkpoint")
-    p.add_argument("--bf16", action="store_true", help="run the network under bfloat16 autocast (faster on recent CPUs)")
+    p.add_argument("--prior-config", help="a .pt checkpoint's guided-diffusion options: a JSON file or a preset "
+                   "(ffhq_10m, 256x256_diffusion_uncond); default: the preset its file name matches, else "
+                   "inferred from its keys and shapes")
+    p.add_argument("--bf16", action="store_true", help="alias of --precision bf16")
+    add_runtime_args(p)
 
 
 def _load_prior(args):
-    return load_prior(args.prior, config=args.prior_config,
-                      autocast=torch.bfloat16 if getattr(args, "bf16", False) else None)
+    prior = load_prior(args.prior, config=args.prior_config, **prior_options(args))
+    return compile_prior(prior) if getattr(args, "compile", False) else prior
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,18 +84,56 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="run (task, method, image) cells and render tables", description=(
         "One JSON line per finished cell in OUT/rows.jsonl; a re-run skips finished cells."))
-    b.add_argument("--tasks", required=True, help="comma-separated task names")
+    cols = b.add_mutually_exclusive_group(required=True)
+    cols.add_argument("--tasks", help="comma-separated columns: task names, or task@noise (e.g. inpaint-ff20@gaussian:0.1)")
+    cols.add_argument("--suite", help="a named column set of the paper's tables: linear (Table 1/9), ffhq (Table 2/10), "
+                      "nonlinear (Table 4/11), noisy (inpainting under four noise models)")
     b.add_argument("--methods", required=True, help="comma-separated method names")
     b.add_argument("--images", required=True, help="a folder or .tar of clean images")
     b.add_argument("--first", type=int, help="first file number to use (CelebA held-out faces: 9901)")
-    b.add_argument("--n", type=int, default=100, help="number of images")
-    b.add_argument("--noise", default="none")
+    b.add_argument("--n", "--num-images", dest="n", type=int, default=100,
+                   help="number of images (spell it --num-images under torchrun, whose parser claims --n)")
+    b.add_argument("--noise", default="none", help="noise of the columns that name none")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--steps", type=int, help="override every method's steps (quick runs)")
     b.add_argument("--figures", type=int, default=4, help="images shown in the figure grids")
     b.add_argument("--out", required=True, help="output folder")
     _add_prior_args(b)
 
+    a = sub.add_parser("ablate", help="sweep one solver parameter over values (bench cells, resumable)", description=(
+        "Rows in OUT/rows.jsonl (one per finished cell, key includes PARAM=VALUE); tables ablation_METRIC.md "
+        "(values as rows, tasks as columns) and one plot per task, ablation_TASK.png. t_spacing is the paper's "
+        "epsilon: consecutive timesteps epsilon*T apart, grid ending at t=0, N steps (fewer if they do not fit "
+        "below T)."))
+    a.add_argument("--param", required=True, choices=["beta", "steps", "t_spacing"])
+    a.add_argument("--values", required=True, help="comma-separated values, e.g. 0,0.1,0.2,0.5,1")
+    a.add_argument("--tasks", required=True, help="comma-separated tasks (task@noise allowed)")
+    a.add_argument("--method", default="hrdis", help="the method whose parameter is swept (default hrdis)")
+    a.add_argument("--images", required=True, help="a folder or .tar of clean images")
+    a.add_argument("--first", type=int, help="first file number to use")
+    a.add_argument("--n", "--num-images", dest="n", type=int, default=20, help="number of images")
+    a.add_argument("--noise", default="none")
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--steps", type=int, help="base steps for every cell (not with --param steps)")
+    a.add_argument("--figures", type=int, default=0, help="images whose results are kept as PNGs")
+    a.add_argument("--no-plots", action="store_true", help="skip the PNG plots (they need matplotlib)")
+    a.add_argument("--out", required=True, help="output folder")
+    _add_prior_args(a)
+
+    d = sub.add_parser("diversity", help="restore one measurement with several seeds: per-pixel std and pairwise RMSE")
+    d.add_argument("--input", required=True, help="a clean image; the measurement is simulated from it")
+    d.add_argument("--task", required=True)
+    d.add_argument("--method", default="hrdis", choices=list(METHODS))
+    d.add_argument("--seeds", type=int, default=8, help="number of solver seeds (0..SEEDS-1)")
+    d.add_argument("--noise", default="none")
+    d.add_argument("--steps", type=int)
+    d.add_argument("--beta", type=float)
+    d.add_argument("--resize", action="store_true", help="square-crop and resize the input to the prior's size")
+    d.add_argument("--out", required=True, help="folder for std.png, samples.png, diversity.json")
+    _add_prior_args(d)
+
+    sub.add_parser("perf", help="performance report: step time split, overhead, batch throughput, memory vs DPS "
+                   "(hrdis perf --help)", add_help=False)
     t = sub.add_parser("train", help="train a diffusion prior on a folder or tar of images")
     t.add_argument("--data", required=True, help="a folder or .tar of images")
     t.add_argument("--out", required=True, help="run folder: checkpoint.pt, log.jsonl and prior/ (the exported prior)")
@@ -122,6 +168,8 @@ def cmd_solve(args) -> None:
         y_img = images.read_image(args.observed)
         operator, task_arg = _observed_operator(args, y_img, size)
         y = operator(y_img) if isinstance(operator, operators.Inpainting) else y_img
+    device = prior_device(prior)
+    y, operator, truth = y.to(device), operator.to(device), (truth.to(device) if truth is not None else None)
     params = dict(steps=args.steps, beta=args.beta, lr=args.lr, obs_weight=args.obs_weight, reg_weight=args.reg_weight,
                   restarts=args.restarts)
     used = resolve_params(args.method, task_arg, noise, **params)
@@ -129,6 +177,8 @@ def cmd_solve(args) -> None:
           file=sys.stderr)
     result = solve(y, operator, prior, args.method, task=task_arg, noise=noise, seed=args.seed, reference=truth,
                    progress=True, **params)
+    result.image, result.init, y = result.image.cpu(), result.init.cpu(), y.cpu()
+    truth, operator = (truth.cpu() if truth is not None else None), operator.to("cpu")
     images.write_image(result.image, args.out)
     line = f"wrote {args.out} ({result.seconds:.1f} s, {result.nfe} network evaluations)"
     if truth is not None:
@@ -207,20 +257,105 @@ def cmd_sample(args) -> None:
     print(f"wrote {args.out} ({args.n} samples, {args.steps} DDIM steps, eta {args.eta}, seed {args.seed})")
 
 
+def _dist_env() -> tuple[int, int]:
+    """(rank, world size) from torchrun's environment; joins a gloo process group when world > 1."""
+    import os
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if world > 1:
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group("gloo")
+    return rank, world
+
+
+def _dist_done(world: int) -> None:
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def _dist_close(world: int) -> None:
+    if world > 1:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
 def cmd_bench(args) -> None:
     from . import bench
 
+    rank, world = _dist_env()
+    try:
+        prior = _load_prior(args)
+        if args.suite:
+            columns, title = bench.suite_columns(args.suite, args.noise), f"{args.suite}: {bench.SUITES[args.suite][0]}"
+        else:
+            columns, title = bench.parse_columns(args.tasks, args.noise), None
+        methods = [m for m in args.methods.split(",") if m]
+        bench_images = bench.load_bench_images(args.images, prior.image_size, args.n, args.first)
+        params = {"steps": args.steps} if args.steps else None
+        bench.run_bench(prior, columns, methods, bench_images, args.out, seed=args.seed, figures=args.figures,
+                        params=params, rank=rank, world=world)
+        _dist_done(world)
+        if rank != 0:
+            return
+        rows = bench.merge_rank_rows(args.out)
+        tables = bench.write_tables(rows, args.out, methods, columns, title=title)
+        bench.write_figures(args.out, methods, columns)
+        print((Path(args.out) / "table_psnr.md").read_text())
+        print(f"{len(rows)} rows in {args.out}; tables: {', '.join(p.name for p in tables)}")
+    finally:
+        _dist_close(world)
+
+
+def cmd_ablate(args) -> None:
+    from . import ablate, bench
+
+    values = [ablate.parse_value(args.param, v) for v in args.values.split(",") if v.strip()]
+    if args.param == "steps" and args.steps:
+        raise ValueError("--steps is the swept parameter here; drop one of them")
+    if not args.no_plots:
+        try:
+            ablate._pyplot()  # fail before the run, not after it
+        except ImportError as exc:
+            raise ValueError(str(exc)) from None
+    rank, world = _dist_env()
+    try:
+        prior = _load_prior(args)
+        tasks = [t for t in args.tasks.split(",") if t]
+        bench_images = bench.load_bench_images(args.images, prior.image_size, args.n, args.first)
+        params = {"steps": args.steps} if args.steps else None
+        ablate.run_ablation(prior, args.param, values, tasks, bench_images, args.out, method=args.method,
+                            noise=args.noise, seed=args.seed, params=params, figures=args.figures,
+                            rank=rank, world=world)
+        _dist_done(world)
+        if rank != 0:
+            return
+        bench.merge_rank_rows(args.out)
+        rows = [r for r in bench.all_rows(args.out) if r.get("param") == args.param and r["method"] == args.method]
+        written = ablate.write_ablation(rows, args.out, args.param, values, tasks, plots=not args.no_plots)
+        print((Path(args.out) / "ablation_psnr.md").read_text())
+        print(f"{len(rows)} rows in {args.out}; wrote {', '.join(p.name for p in written)}")
+    finally:
+        _dist_close(world)
+
+
+def cmd_diversity(args) -> None:
+    from .diversity import run_diversity
+
     prior = _load_prior(args)
-    tasks = [t for t in args.tasks.split(",") if t]
-    methods = [m for m in args.methods.split(",") if m]
-    bench_images = bench.load_bench_images(args.images, prior.image_size, args.n, args.first)
-    params = {"steps": args.steps} if args.steps else None
-    rows = bench.run_bench(prior, tasks, methods, bench_images, args.out, noise=args.noise, seed=args.seed,
-                           figures=args.figures, params=params)
-    tables = bench.write_tables(rows, args.out, methods, tasks)
-    bench.write_figures(args.out, methods, tasks)
-    print((Path(args.out) / "table_psnr.md").read_text())
-    print(f"{len(rows)} rows in {args.out}; tables: {', '.join(p.name for p in tables)}")
+    truth = images.read_image(args.input, size=prior.image_size, crop=args.resize)
+    params = {k: v for k, v in (("steps", args.steps), ("beta", args.beta)) if v is not None}
+    summary = run_diversity(prior, truth, args.task, args.out, seeds=args.seeds, method=args.method,
+                            noise=args.noise, **params)
+    print(f"{args.method} on {args.task}, {args.seeds} seeds: mean pairwise RMSE {summary['mean_pairwise_rmse']:.4f}, "
+          f"mean per-pixel std {summary['mean_pixel_std']:.4f} ([0, 1] scale)")
+    print(f"wrote {args.out}/std.png, samples.png, diversity.json")
 
 
 def cmd_train(args) -> None:
@@ -234,10 +369,15 @@ def cmd_train(args) -> None:
     print(f"exported the EMA prior to {folder}")
 
 
-COMMANDS = {"solve": cmd_solve, "info": cmd_info, "sample": cmd_sample, "bench": cmd_bench, "train": cmd_train}
+COMMANDS = {"solve": cmd_solve, "info": cmd_info, "sample": cmd_sample, "bench": cmd_bench, "train": cmd_train,
+            "ablate": cmd_ablate, "diversity": cmd_diversity}
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["perf"]:  # its own parser (hrdis.perf)
+        from .perf import main as perf_main
+        return perf_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         COMMANDS[args.command](args)

@@ -3,14 +3,18 @@
 - ``GaussianPrior``: data x_0 ~ N(mean, std^2) per pixel, whose noise prediction is closed-form. Tests
   use it to check solvers against known posteriors.
 - ``UNetPrior``: an ADM UNet (``hrdis.unet``), the project's own or a guided-diffusion checkpoint.
-- ``load_prior``: the bundled face prior, a prior folder (``config.json`` + ``model.safetensors``), or a
-  guided-diffusion state dict (``.pt``) with its configuration.
+- ``DiffusersPrior``: a diffusers ``UNet2DModel`` (optional extra ``hrdis[diffusers]``).
+- ``load_prior``: the bundled face prior, a prior folder (``config.json`` + ``model.safetensors``), a
+  guided-diffusion state dict (``.pt``) whose configuration is given, a preset, or inferred from its
+  keys and shapes (``infer_adm_config``), or a diffusers ``UNet2DModel`` folder.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 from contextlib import nullcontext
 from importlib import resources
 from pathlib import Path
@@ -22,6 +26,20 @@ from .schedule import VPSchedule
 from .unet import ADMConfig, ADMUNet
 
 BUNDLED_PRIOR = "face64"
+log = logging.getLogger(__name__)
+
+# Configurations of the public guided-diffusion checkpoints (their sampling scripts' flags), selected by
+# ``config="ffhq_10m"`` or automatically when the checkpoint's file name contains the preset's name.
+ADM_PRESETS: dict[str, dict] = {
+    "ffhq_10m": dict(image_size=256, num_channels=128, num_res_blocks=1, attention_resolutions=[16],
+                     channel_mult=[1, 1, 2, 2, 4, 4], num_heads=4, num_head_channels=64, learn_sigma=True,
+                     use_scale_shift_norm=True, resblock_updown=True, dropout=0.0),
+    "256x256_diffusion_uncond": dict(image_size=256, num_channels=256, num_res_blocks=2,
+                                     attention_resolutions=[32, 16, 8], channel_mult=[1, 1, 2, 2, 4, 4],
+                                     num_heads=4, num_head_channels=64, learn_sigma=True,
+                                     use_scale_shift_norm=True, resblock_updown=True, dropout=0.0),
+}
+DEFAULT_IMAGE_SIZE = 256
 
 
 class Prior(nn.Module):
@@ -161,22 +179,124 @@ def _read_config(config) -> dict:
         return config.to_dict()
     if isinstance(config, dict):
         return config
+    if isinstance(config, str) and config in ADM_PRESETS:
+        return dict(ADM_PRESETS[config])
     path = Path(config)
     if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
+        raise FileNotFoundError(f"config file not found: {path} (nor a preset: {', '.join(ADM_PRESETS)})")
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise ValueError(f"config file {path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
 
 
+def infer_adm_config(shapes: dict) -> tuple[dict, list[str]]:
+    """The ADM architecture implied by a guided-diffusion state dict's keys and shapes.
+
+    ``shapes`` maps key -> shape (a tuple, or a tensor whose ``.shape`` is used; a key listing works, so
+    a 500M-parameter checkpoint's layout can be checked without its weights). Returns guided-diffusion
+    options without ``image_size`` and with ``attention_resolutions`` as *downsampling factors* under the
+    key ``attention_ds`` (sides in pixels need the image size), and the notes on what had to be assumed.
+    Raises ValueError if the keys are not an unconditional ADM UNet's.
+    """
+    shp = {k: tuple(v.shape) if hasattr(v, "shape") else tuple(v) for k, v in shapes.items()}
+    try:
+        mc = shp["time_embed.0.weight"][1]
+        in_channels = shp["input_blocks.0.0.weight"][1]
+        out_channels = shp["out.2.weight"][0]
+    except KeyError as exc:
+        raise ValueError(f"not a guided-diffusion ADM state dict (no {exc.args[0]})") from None
+    if "label_emb.weight" in shp:
+        raise ValueError("class-conditional ADM models are not supported; use an unconditional checkpoint")
+
+    def block_ids(prefix):
+        ids = {int(m.group(1)) for k in shp if (m := re.match(rf"{prefix}\.(\d+)\.", k))}
+        return sorted(ids)
+
+    n_out = len(block_ids("output_blocks"))
+    # An output block ends a level when it holds an up-sampler after its ResBlock (and attention).
+    ups = []
+    for j in range(n_out):
+        pos = [int(m.group(1)) for k in shp if (m := re.match(rf"output_blocks\.{j}\.(\d+)\.", k))]
+        last = max(pos)
+        is_res_up = last > 0 and f"output_blocks.{j}.{last}.in_layers.0.weight" in shp
+        is_conv_up = last > 0 and f"output_blocks.{j}.{last}.conv.weight" in shp
+        ups.append("res" if is_res_up else "conv" if is_conv_up else None)
+    levels = sum(u is not None for u in ups) + 1
+    if n_out % levels:
+        raise ValueError("cannot infer the ADM block structure from the state dict's keys")
+    nrb = n_out // levels - 1
+    mult = []
+    for level in range(levels):
+        j = (levels - 1 - level) * (nrb + 1)  # output blocks run from the deepest level up
+        c = shp[f"output_blocks.{j}.0.out_layers.3.weight"][0]
+        mult.append(c // mc if c % mc == 0 else c / mc)
+    attention_ds, attn_channels = [], []
+    for level in range(levels):
+        i = 1 + level * (nrb + 1)
+        if f"input_blocks.{i}.1.qkv.weight" in shp:
+            attention_ds.append(2**level)
+            attn_channels.append(shp[f"input_blocks.{i}.1.qkv.weight"][1])
+    attn_channels.append(shp["middle_block.1.qkv.weight"][1])
+    notes = []
+    if all(c % 64 == 0 for c in attn_channels):
+        heads = dict(num_heads=4, num_head_channels=64)
+        notes.append("attention heads cannot be inferred from shapes: assumed num_head_channels=64 "
+                     "(guided-diffusion's public checkpoints); pass it in the config if it differs")
+    else:
+        heads = dict(num_heads=4, num_head_channels=-1)
+        notes.append("attention heads cannot be inferred from shapes: assumed num_heads=4; pass "
+                     "num_heads/num_head_channels in the config if they differ")
+    res_key = "input_blocks.1.0.emb_layers.1.weight"
+    cfg = dict(num_channels=mc, num_res_blocks=nrb, channel_mult=mult, attention_ds=attention_ds, **heads,
+               learn_sigma=out_channels == 2 * in_channels,
+               use_scale_shift_norm=shp[res_key][0] == 2 * shp["input_blocks.1.0.out_layers.3.weight"][0],
+               resblock_updown=any(u == "res" for u in ups), in_channels=in_channels)
+    return cfg, notes
+
+
+def adm_config_for(shapes: dict, config=None, path: str | os.PathLike | None = None) -> tuple[ADMConfig, list[str]]:
+    """The configuration to build for a guided-diffusion state dict: ``config`` (a dict, JSON file, ADMConfig
+    or preset name; its keys win), else a preset whose name is in the file name, else what the keys and
+    shapes imply (``infer_adm_config``), completed with image_size (default 256, noted)."""
+    given = None if config is None else _read_config(config)
+    name = Path(path).name if path is not None else ""
+    preset = next((k for k in ADM_PRESETS if k in name), None) if given is None else None
+    if preset:
+        given = dict(ADM_PRESETS[preset])
+    try:
+        inferred, notes = infer_adm_config(shapes)
+    except (ValueError, KeyError, IndexError) as exc:
+        if given is None:
+            raise ValueError(f"a guided-diffusion checkpoint needs its configuration (pass config= a dict, a JSON "
+                             f"file or a preset: {', '.join(ADM_PRESETS)}); it could not be inferred: {exc}") from None
+        return ADMConfig.from_dict(given), []
+    given = dict(given or {})
+    if preset:
+        notes = [f"configuration from the preset {preset!r} (matched the file name)"]
+    elif any(k in given for k in ("num_heads", "num_head_channels")):
+        notes = []
+    if "image_size" not in given:
+        notes.append(f"image_size cannot be inferred from a checkpoint: assumed {DEFAULT_IMAGE_SIZE}; "
+                     f"pass config={{'image_size': N}} if the model was trained at another size")
+    size = int(given.get("image_size", DEFAULT_IMAGE_SIZE))
+    attention_ds = inferred.pop("attention_ds")
+    inferred["attention_resolutions"] = [size // d for d in attention_ds]
+    return ADMConfig.from_dict({"image_size": size, **inferred, **given}), notes
+
+
 def load_prior(path: str | os.PathLike | None = None, config=None, device: str | torch.device = "cpu",
-               autocast: torch.dtype | None = None, channels_last: bool = False) -> UNetPrior:
+               autocast: torch.dtype | None = None, channels_last: bool = False):
     """Load a prior.
 
     ``path``: None or "bundled" for the bundled face prior; a prior folder (``config.json`` +
-    ``model.safetensors``); or a guided-diffusion state dict (``.pt``), with ``config`` a dict or JSON
-    file of guided-diffusion options. Keys are matched strictly.
+    ``model.safetensors``); a diffusers ``UNet2DModel`` folder (needs ``pip install hrdis[diffusers]``);
+    or a guided-diffusion state dict (``.pt``). For the latter, ``config`` is a dict or JSON file of
+    guided-diffusion options or a preset name (``ADM_PRESETS``: "ffhq_10m", "256x256_diffusion_uncond");
+    a preset is also picked when the file name contains its name; otherwise the architecture is inferred
+    from the keys and shapes (``infer_adm_config``) and any keys of ``config`` (e.g. ``{"image_size": 64}``)
+    override it. What had to be assumed is logged and kept in ``prior.meta["notes"]``. Keys are matched
+    strictly.
     """
     if path is None or str(path) == "bundled":
         path = bundled_prior_path()
@@ -185,11 +305,16 @@ def load_prior(path: str | os.PathLike | None = None, config=None, device: str |
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"prior not found: {path}")
+    if path.is_dir() and _is_diffusers_folder(path):
+        return load_diffusers_prior(path, device=device, autocast=autocast, channels_last=channels_last)
     if path.is_dir():
         state, cfg, schedule, meta = _read_prior_folder(path)
     else:
         state = _read_torch_state_dict(path)
-        cfg, schedule, meta = ADMConfig.from_dict(_read_config(config)), VPSchedule(), {}
+        cfg, notes = adm_config_for(state, config, path)
+        schedule, meta = VPSchedule(), ({"notes": notes} if notes else {})
+        for note in notes:
+            log.info("%s: %s", path.name, note)
     unet = ADMUNet(cfg)
     check_state_dict(unet, state, str(path))
     unet.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
@@ -229,3 +354,89 @@ def _read_torch_state_dict(path: Path) -> dict:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"{path} does not hold a state dict of tensors")
     return state
+
+
+# --------------------------------------------------------------------------------------------------
+# diffusers UNet2DModel folders (optional: pip install hrdis[diffusers])
+
+
+def _is_diffusers_folder(folder: Path) -> bool:
+    for cfg in (folder / "config.json", folder / "unet" / "config.json"):
+        if cfg.is_file():
+            try:
+                return json.loads(cfg.read_text()).get("_class_name") == "UNet2DModel"
+            except (json.JSONDecodeError, AttributeError):
+                return False
+    return False
+
+
+class DiffusersPrior(Prior):
+    """A diffusers ``UNet2DModel`` predicting epsilon: eps = model(x_t, t).sample (first 3 channels when the
+    model also predicts a variance). Inputs and outputs float32; ``autocast`` as for ``UNetPrior``."""
+
+    def __init__(self, model: nn.Module, schedule: VPSchedule | None = None, autocast: torch.dtype | None = None,
+                 channels_last: bool = False, meta: dict | None = None, source: str = ""):
+        super().__init__()
+        self.unet = model.eval().requires_grad_(False)
+        self.schedule = schedule or VPSchedule()
+        size = model.config.sample_size
+        self.image_size = size if isinstance(size, int) else size[0]
+        self.channels = model.config.in_channels
+        self.autocast, self.channels_last = autocast, channels_last
+        if channels_last:
+            self.unet.to(memory_format=torch.channels_last)
+        self.meta, self.source = meta or {}, source
+
+    def network(self, x_t, t):
+        if self.channels_last:
+            x_t = x_t.contiguous(memory_format=torch.channels_last)
+        ctx = torch.autocast(x_t.device.type, dtype=self.autocast) if self.autocast else nullcontext()
+        with ctx:
+            out = self.unet(x_t, t).sample
+        return out.float().contiguous()
+
+    def describe(self) -> str:
+        n = sum(p.numel() for p in self.unet.parameters())
+        return (f"diffusers UNet2DModel {n / 1e6:.2f}M parameters, {self.image_size}x{self.image_size}, "
+                f"from {self.source or 'memory'}")
+
+
+def _diffusers_schedule(folder: Path) -> tuple[VPSchedule, list[str]]:
+    """The VP schedule from a scheduler config beside the model (pipeline layout) or inside its folder;
+    the DDPM linear schedule when there is none."""
+    for f in (folder / "scheduler_config.json", folder / "scheduler" / "scheduler_config.json",
+              folder.parent / "scheduler" / "scheduler_config.json"):
+        if f.is_file():
+            sc = json.loads(f.read_text())
+            if sc.get("prediction_type", "epsilon") != "epsilon":
+                raise ValueError(f"{f}: prediction_type {sc['prediction_type']!r} is not supported (epsilon only)")
+            if sc.get("beta_schedule", "linear") != "linear" or sc.get("trained_betas"):
+                raise ValueError(f"{f}: beta_schedule {sc.get('beta_schedule')!r} is not supported (linear only)")
+            return VPSchedule(beta_start=float(sc.get("beta_start", 1e-4)), beta_end=float(sc.get("beta_end", 0.02)),
+                              num_timesteps=int(sc.get("num_train_timesteps", 1000))), []
+    return VPSchedule(), ["no scheduler_config.json found: assumed the DDPM linear schedule (1e-4 to 0.02, T=1000)"]
+
+
+def load_diffusers_prior(folder: str | os.PathLike, device: str | torch.device = "cpu",
+                         autocast: torch.dtype | None = None, channels_last: bool = False) -> DiffusersPrior:
+    """Load a diffusers ``UNet2DModel`` folder (``config.json`` + ``diffusion_pytorch_model.safetensors``),
+    or a pipeline folder with a ``unet/`` subfolder, offline. Needs ``pip install hrdis[diffusers]``."""
+    folder = Path(folder)
+    if not (folder / "config.json").is_file() and (folder / "unet" / "config.json").is_file():
+        folder = folder / "unet"
+    try:
+        from diffusers import UNet2DModel
+    except ImportError:
+        raise ImportError(f"{folder} is a diffusers UNet2DModel; loading it needs the optional dependency: "
+                          f"pip install 'hrdis[diffusers]' (or pip install diffusers)") from None
+    schedule, notes = _diffusers_schedule(folder)
+    try:
+        model = UNet2DModel.from_pretrained(str(folder), local_files_only=True, low_cpu_mem_usage=False)
+    except (OSError, ValueError, EnvironmentError) as exc:
+        raise ValueError(f"cannot load the diffusers model in {folder}: {str(exc).splitlines()[0]}") from None
+    if getattr(model.config, "class_embed_type", None) or getattr(model.config, "num_class_embeds", None):
+        raise ValueError("class-conditional diffusers models are not supported")
+    for note in notes:
+        log.info("%s: %s", folder, note)
+    return DiffusersPrior(model.float().to(device), schedule, autocast=autocast, channels_last=channels_last,
+                          meta={"notes": notes} if notes else {}, source=str(folder))

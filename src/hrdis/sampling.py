@@ -31,7 +31,8 @@ def ddim_step(prior: Prior, x: torch.Tensor, t: int, t_next: int | None, eta: fl
     noise_std = eta * ((s_n**2 / s**2) * (1 - a**2 / a_n**2)).clamp_min(0).sqrt()
     x_next = a_n * x0 + (s_n**2 - noise_std**2).clamp_min(0).sqrt() * eps
     if eta > 0:
-        x_next = x_next + noise_std * torch.randn(x.shape, generator=generator).to(x.device)
+        from .solvers.base import randn  # here, not at the top: the solvers import this module
+        x_next = x_next + noise_std * randn(x.shape, generator, x.device)
     return x_next, x0
 
 
@@ -42,17 +43,18 @@ def ddim_sample(prior: Prior, n: int, steps: int = 50, eta: float = 0.0, seed: i
     if size is None:
         raise ValueError("this prior has no fixed image size; pass size=")
     generator = torch.Generator().manual_seed(seed)
+    device = next((p.device for p in list(prior.parameters()) + list(prior.buffers())), torch.device("cpu"))
     timesteps = prior.schedule.timesteps(steps)
     out = []
     bar = tqdm(total=n * steps, desc="ddim", disable=not progress, unit="eval")
     for start in range(0, n, batch_size):
         b = min(batch_size, n - start)
-        x = torch.randn((b, 3, size, size), generator=generator)
+        x = torch.randn((b, 3, size, size), generator=generator).to(device)  # drawn on the CPU: same on any device
         with torch.no_grad():
             for i, t in enumerate(timesteps):
                 t_next = timesteps[i + 1] if i + 1 < len(timesteps) else None
                 x, _ = ddim_step(prior, x, t, t_next, eta, generator)
                 bar.update(b)
-        out.append(x)
+        out.append(x.cpu())
     bar.close()
     return torch.cat(out).clamp(-1, 1)

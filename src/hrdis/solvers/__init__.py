@@ -98,7 +98,7 @@ METHODS: dict[str, Method] = {
     "hrdis-blind": Method("hrdis-blind", hrdis_blind,
                           "blind HRDIS for y = f x + M (unknown gain f and smooth offset M, App. C.7): alternates "
                           "Adam on f, M with HRDIS steps on the image", {"beta": 0.2}, _hrdis_task_params,
-                          applies_to=_gain_offset, requires="the blind gain-offset operator (task blind-lowlight)"),
+                          applies_to=_gain_offset, requires="the blind gain-offset operator, BlindGainOffset (task blind-lowlight)"),
     "dps": Method("dps", dps, "DPS (Chung et al., ICLR 2023): DDPM sampling with a gradient step on ||y - A(x0_hat)|| "
                   "(step size zeta per task); 1000 NFE, backprop through the network; linear or nonlinear A",
                   {}, dps_task_params),

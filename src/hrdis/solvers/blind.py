@@ -34,7 +34,7 @@ from tqdm import tqdm
 from ..nonlinear import BlindGainOffset
 from ..operators import Identity, Operator
 from ..priors import Prior
-from .base import SolveResult, check_inputs, check_positive, psnr_tensor
+from .base import BatchNoise, SolveResult, check_inputs, check_positive, psnr_tensor
 from .hrdis import check_settings, draw_hybrid_noise, hrdis_step
 
 # Intensity percentiles of a well-exposed face (see the module docstring).
@@ -75,7 +75,7 @@ def hrdis_blind(
     fresh_noise_steps: int = 0,
     t_start: int | None = None,
     t_end: int = 0,
-    seed: int = 0,
+    seed: int | list[int] = 0,
     init: torch.Tensor | None = None,
     reference: torch.Tensor | None = None,
     progress: bool = False,
@@ -109,7 +109,7 @@ def hrdis_blind(
     if gain_init is not None:
         check_positive("gain_init", gain_init)
     start = time.perf_counter()
-    generator = torch.Generator(device="cpu").manual_seed(seed)
+    generator = BatchNoise(seed, y.shape[0])
     y = y.float()
     size = tuple(y.shape[-2:])
 

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from ..operators import Operator
 from ..priors import Prior
 from ..sampling import ddim_step
-from .base import SolveResult, check_inputs, check_unit_interval, psnr_tensor
+from .base import BatchNoise, SolveResult, check_inputs, check_unit_interval, psnr_tensor, randn
 from ._common import check_grid, image_shape, next_timestep
 
 
@@ -29,7 +29,7 @@ def ddim(
     *,
     steps: int = 100,
     eta: float = 0.0,
-    seed: int = 0,
+    seed: int | list[int] = 0,
     reference: torch.Tensor | None = None,
     progress: bool = False,
 ) -> SolveResult:
@@ -45,8 +45,8 @@ def ddim(
     check_grid(steps, prior.schedule)
     check_unit_interval("eta", eta)
     start = time.perf_counter()
-    generator = torch.Generator(device="cpu").manual_seed(seed)
-    x = torch.randn(image_shape(y, operator), generator=generator).to(y.device)
+    generator = BatchNoise(seed, y.shape[0])
+    x = randn(image_shape(y, operator), generator, y.device)
     x_init = x.clone()
     timesteps = prior.schedule.timesteps(steps)
 

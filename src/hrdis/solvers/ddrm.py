@@ -38,7 +38,8 @@ from tqdm import tqdm
 
 from ..operators import AveragePoolSR, BicubicSR, BlockCS, Identity, Inpainting, Operator
 from ..priors import Prior
-from .base import SolveResult, check_inputs, check_unit_interval, psnr_tensor
+from .base import BatchNoise, SolveResult, check_inputs, check_unit_interval, psnr_tensor
+from .base import randn as batch_randn
 from ._common import check_grid, check_non_negative, image_shape
 
 NO_SVD = "DDRM needs an operator with an SVD (inpainting, SR, CS, denoising)"
@@ -189,7 +190,7 @@ def ddrm(
     eta: float = 0.85,
     eta_b: float = 1.0,
     sigma_y: float = 0.0,
-    seed: int = 0,
+    seed: int | list[int] = 0,
     reference: torch.Tensor | None = None,
     progress: bool = False,
 ) -> SolveResult:
@@ -212,10 +213,10 @@ def ddrm(
     svd = svd_of(operator, tuple(shape[-2:]))
     start = time.perf_counter()
     sched = prior.schedule
-    generator = torch.Generator(device="cpu").manual_seed(seed)
+    generator = BatchNoise(seed, y.shape[0])
 
     def randn():
-        return torch.randn(shape[:2] + svd.singulars.shape[-1:], generator=generator).to(y.device)
+        return batch_randn(shape[:2] + svd.singulars.shape[-1:], generator, y.device)
 
     s = svd.singulars.to(y)
     observed = s > 0

@@ -38,7 +38,7 @@ from tqdm import tqdm
 from ..operators import Operator
 from ..priors import Prior
 from ..sampling import ddim_step
-from .base import SolveResult, check_inputs, check_positive, psnr_tensor
+from .base import BatchNoise, SolveResult, check_inputs, check_positive, psnr_tensor, randn
 from ._common import check_grid, image_shape, next_timestep, psnr_per_image
 
 
@@ -139,7 +139,7 @@ def dmplug(
     early_stopping: bool = True,
     window: int = 100,
     patience: int = 100,
-    seed: int = 0,
+    seed: int | list[int] = 0,
     reference: torch.Tensor | None = None,
     progress: bool = False,
 ) -> SolveResult:
@@ -163,8 +163,8 @@ def dmplug(
     check_positive("lr", lr)
     stop = WindowedVarianceStop(window, patience)
     start = time.perf_counter()
-    generator = torch.Generator(device="cpu").manual_seed(seed)
-    z = torch.randn(image_shape(y, operator), generator=generator).to(y.device).requires_grad_(True)
+    generator = BatchNoise(seed, y.shape[0])
+    z = randn(image_shape(y, operator), generator, y.device).requires_grad_(True)
     optimizer = torch.optim.Adam([z], lr=lr)
     timesteps = official_grid(ddim_steps, prior.schedule.num_timesteps)
 

@@ -33,7 +33,7 @@ from tqdm import tqdm
 from ..operators import Operator
 from ..priors import Prior
 from ..sampling import ddim_step
-from .base import SolveResult, check_inputs, psnr_tensor
+from .base import BatchNoise, SolveResult, check_inputs, psnr_tensor, randn
 from ._common import check_grid, check_non_negative, image_shape, next_timestep
 
 # zeta per task family, by the task name's prefix (the settings this project's benchmark uses).
@@ -60,7 +60,7 @@ def dps(
     *,
     steps: int = 1000,
     step_size: float = DEFAULT_STEP_SIZE,
-    seed: int = 0,
+    seed: int | list[int] = 0,
     reference: torch.Tensor | None = None,
     progress: bool = False,
 ) -> SolveResult:
@@ -77,8 +77,8 @@ def dps(
     check_grid(steps, prior.schedule)
     check_non_negative("step_size (zeta)", step_size)
     start = time.perf_counter()
-    generator = torch.Generator(device="cpu").manual_seed(seed)
-    x = torch.randn(image_shape(y, operator), generator=generator).to(y.device)
+    generator = BatchNoise(seed, y.shape[0])
+    x = randn(image_shape(y, operator), generator, y.device)
     x_init = x.clone()
     timesteps = prior.schedule.timesteps(steps)
 

@@ -55,7 +55,7 @@ def drddim(
     min_weight: float | None = None,
     t_start: int | None = None,
     t_end: int = 0,
-    seed: int = 0,
+    seed: int | list[int] = 0,
     init: torch.Tensor | None = None,
     reference: torch.Tensor | None = None,
     progress: bool = False,

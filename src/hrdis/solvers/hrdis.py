@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from ..operators import Operator
 from ..priors import Prior
-from .base import SolveResult, check_inputs, check_positive, check_unit_interval, psnr_tensor
+from .base import BatchNoise, SolveResult, check_inputs, check_positive, check_unit_interval, psnr_tensor, randn
 
 
 def hybrid_noise(eps_prev: torch.Tensor | None, eps_fresh: torch.Tensor, beta: float) -> torch.Tensor:
@@ -57,11 +57,11 @@ def per_step_beta(beta: float | Sequence[float], steps: int) -> list[float]:
     return [float(b) for b in beta]
 
 
-def draw_hybrid_noise(step: int, eps_prev: torch.Tensor | None, like: torch.Tensor, generator: torch.Generator,
+def draw_hybrid_noise(step: int, eps_prev: torch.Tensor | None, like: torch.Tensor, generator: BatchNoise | torch.Generator,
                       beta: float, fresh_noise_steps: int = 0) -> torch.Tensor:
     """eps_h for step n: fresh Gaussian noise from ``generator`` mixed with eps_prev by ``hybrid_noise``
     (pure fresh noise, beta = 1, for the first ``fresh_noise_steps`` steps)."""
-    eps_fresh = torch.randn(like.shape, generator=generator).to(like.device)
+    eps_fresh = randn(like.shape, generator, like.device)
     return hybrid_noise(eps_prev, eps_fresh, 1.0 if step < fresh_noise_steps else beta)
 
 
@@ -114,7 +114,7 @@ def hrdis(
     fresh_noise_steps: int = 0,
     t_start: int | None = None,
     t_end: int = 0,
-    seed: int = 0,
+    seed: int | list[int] = 0,
     init: torch.Tensor | None = None,
     reference: torch.Tensor | None = None,
     progress: bool = False,
@@ -138,7 +138,9 @@ def hrdis(
             retrieval uses 250 of 500 (App. B.2).
         t_start, t_end: the timestep range (integers, default T-1 to 0); the spacing
             (t_start - t_end) / (N - 1) / T is the paper's epsilon (App. C.8).
-        seed: seeds the fresh noise; the same seed gives the same result.
+        seed: seeds the fresh noise; the same seed gives the same result. Per image: an int s gives
+            image b the seed s + b (a list gives one seed per image), so a batch restores exactly as
+            single solves at those seeds.
         init: start from this image instead of A^+(y).
         reference: the ground truth, only to record PSNR per step (never used by the solver).
         progress: show a progress bar.
@@ -147,7 +149,7 @@ def hrdis(
     betas = per_step_beta(beta, steps)
     check_settings(betas[0], lr, obs_weight, reg_weight)  # beta itself was checked by per_step_beta
     start = time.perf_counter()
-    generator = torch.Generator(device="cpu").manual_seed(seed)
+    generator = BatchNoise(seed, y.shape[0])
 
     x_init = (operator.pinv(y) if init is None else init).detach().float()
     mu = x_init.clone().requires_grad_(True)

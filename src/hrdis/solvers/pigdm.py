@@ -36,7 +36,7 @@ from tqdm import tqdm
 from ..operators import Operator, is_linear
 from ..priors import Prior
 from ..sampling import ddim_step
-from .base import SolveResult, check_inputs, check_unit_interval, psnr_tensor
+from .base import BatchNoise, SolveResult, check_inputs, check_unit_interval, psnr_tensor, randn
 from ._common import check_grid, check_non_negative, image_shape, next_timestep
 
 
@@ -63,7 +63,7 @@ def pigdm(
     eta: float = 1.0,
     guidance: float = 1.0,
     clip_x0: bool = True,
-    seed: int = 0,
+    seed: int | list[int] = 0,
     reference: torch.Tensor | None = None,
     progress: bool = False,
 ) -> SolveResult:
@@ -84,8 +84,8 @@ def pigdm(
     check_unit_interval("eta", eta)
     check_non_negative("guidance", guidance)
     start = time.perf_counter()
-    generator = torch.Generator(device="cpu").manual_seed(seed)
-    x = torch.randn(image_shape(y, operator), generator=generator).to(y.device)
+    generator = BatchNoise(seed, y.shape[0])
+    x = randn(image_shape(y, operator), generator, y.device)
     x_init = x.clone()
     target = operator.pinv(y).detach()  # A^+ y
     timesteps = prior.schedule.timesteps(steps)

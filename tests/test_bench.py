@@ -1,0 +1,192 @@
+"""hrdis bench / ablate / diversity: resumable rows, tables, spectral sharpness, costs, sharding."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from hrdis import ablate, bench, metrics
+from hrdis.cli import main
+from hrdis.priors import GaussianPrior
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "astronaut64.png"
+
+
+@pytest.fixture(scope="module")
+def image_dir(tmp_path_factory):
+    """Three 32x32 CelebA-style numbered faces."""
+    d = tmp_path_factory.mktemp("imgs")
+    im = Image.open(EXAMPLE).convert("RGB")
+    for i in range(3):
+        im.rotate(10 * i).resize((32, 32)).save(d / f"{i + 1:06d}.png")
+    return d
+
+
+@pytest.fixture
+def gauss():
+    return GaussianPrior(0.0, 0.5, image_size=32)
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def lines(path):
+    return [json.loads(x) for x in Path(path).read_text().splitlines()]
+
+
+def test_hf_ratio_truth_is_one_and_blur_is_less():
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    blurred = torch.nn.functional.avg_pool2d(x, 3, 1, 1, count_include_pad=False)
+    assert metrics.hf_ratio(x, x) == pytest.approx([1.0, 1.0])
+    assert all(r < 0.5 for r in metrics.hf_ratio(blurred, x))
+    assert all(r > 1.0 for r in metrics.hf_ratio(x + 0.3 * torch.randn_like(x), blurred))
+
+
+def test_peak_memory_sees_a_large_allocation():
+    with bench.PeakMemory("cpu", interval=0.001) as mem:
+        big = torch.ones(64 * 2**20 // 4)  # 64 MB, touched
+        big += 1
+        import time
+        time.sleep(0.02)
+    del big
+    assert mem.method == "cpu_rss_sampled"
+    assert mem.peak_mb > 40
+
+
+def test_columns_and_suites():
+    cols = bench.parse_columns("sr4,inpaint-ff20@gaussian:0.1", noise="poisson:1.0")
+    assert [c.label for c in cols] == ["sr4@poisson:1.0", "inpaint-ff20@gaussian:0.1"]
+    noisy = bench.suite_columns("noisy")
+    assert {c.noise for c in noisy} == {"gaussian:0.05", "gaussian:0.1", "poisson:1.0", "speckle:0.1"}
+    assert [c.task for c in bench.suite_columns("linear")] == ["inpaint-ff10", "inpaint-ff20", "sr4", "cs25"]
+    with pytest.raises(ValueError, match="unknown suite"):
+        bench.suite_columns("nope")
+    with pytest.raises(ValueError):
+        bench.parse_columns("sr4@loud:3")
+
+
+def test_bench_resumes_only_missing_cells(tmp_path, image_dir, gauss, monkeypatch):
+    imgs = bench.load_bench_images(str(image_dir), 32, 2)
+    cols = bench.parse_columns("sr4,inpaint-ff20@gaussian:0.1")
+    methods = ["hrdis", "cr"]
+    out = tmp_path / "b"
+    rows = bench.run_bench(gauss, cols, methods, imgs, out, params={"steps": 2}, figures=1)
+    assert len(rows) == 8 and len({r["key"] for r in rows}) == 8
+    for r in rows:
+        assert {"hf_ratio", "peak_mem_mb", "mem_method", "column"} <= r.keys()
+    # Interrupted: five whole lines survive, the sixth is cut mid-way.
+    text = (out / "rows.jsonl").read_text().splitlines(keepends=True)
+    (out / "rows.jsonl").write_text("".join(text[:5]) + text[5][:30])
+    calls = []
+    real_solve = bench.solve
+    monkeypatch.setattr(bench, "solve", lambda *a, **k: calls.append(1) or real_solve(*a, **k))
+    rows2 = bench.run_bench(gauss, cols, methods, imgs, out, params={"steps": 2})
+    assert len(calls) == 3
+    assert sorted(r["key"] for r in rows2) == sorted(r["key"] for r in rows)
+    assert rows2[:5] == rows[:5]  # finished cells were not redone
+    bench.run_bench(gauss, cols, methods, imgs, out, params={"steps": 2})
+    assert len(calls) == 3  # nothing left
+
+
+def test_tables_contents(tmp_path, image_dir, gauss):
+    imgs = bench.load_bench_images(str(image_dir), 32, 2)
+    cols = bench.parse_columns("sr4,inpaint-ff20@gaussian:0.05")
+    methods = ["hrdis", "dps", "bicubic"]
+    rows = bench.run_bench(gauss, cols, methods, imgs, tmp_path, params={"steps": 2}, figures=1)
+    written = bench.write_tables(rows, tmp_path, methods, cols, title="noisy")
+    assert {p.name for p in written} >= {"table_psnr.md", "table_hf_ratio.md", "table_peak_mem_mb.md", "table_cost.md"}
+    md = (tmp_path / "table_psnr.md").read_text().splitlines()
+    assert md[2] == "| psnr | sr4 | inpaint-ff20@gaussian:0.05 |"
+    bicubic = next(x for x in md if x.startswith("| bicubic |"))
+    assert bicubic.endswith("| — |")  # bicubic only applies to SR
+    mean_sr4 = sum(r["psnr"] for r in rows if r["method"] == "hrdis" and r["column"] == "sr4") / 2
+    hrdis_row = next(x for x in md if x.startswith("| hrdis |"))
+    assert hrdis_row.split("|")[2].strip() == f"{mean_sr4:.2f}"
+    assert "as sharp as the truth" in (tmp_path / "table_hf_ratio.md").read_text()
+    cost = (tmp_path / "table_cost.md").read_text()
+    assert "| method | s / image | NFE | backprop |" in cost
+    assert next(x for x in cost.splitlines() if x.startswith("| dps |")).split("|")[4].strip() == "yes"
+    assert "/proc/self/statm" in cost
+    csv_lines = (tmp_path / "table_psnr.csv").read_text().splitlines()
+    assert csv_lines[0] == "method,sr4,inpaint-ff20@gaussian:0.05" and len(csv_lines) == 4
+    figs = bench.write_figures(tmp_path, methods, cols)
+    assert {p.name for p in figs} == {"figure_sr4.png", "figure_inpaint-ff20-gaussian-0.05.png"}
+
+
+def test_t_spacing_mapping():
+    assert ablate.t_spacing_params(0.001, 150) == {"steps": 150, "t_start": 149, "t_end": 0}
+    assert ablate.t_spacing_params(0.01, 50) == {"steps": 50, "t_start": 490, "t_end": 0}
+    assert ablate.t_spacing_params(0.1, 150) == {"steps": 10, "t_start": 900, "t_end": 0}
+    from hrdis.schedule import VPSchedule
+    grid = VPSchedule().timesteps(**ablate.t_spacing_params(0.05, 100))
+    assert set(a - b for a, b in zip(grid, grid[1:])) == {50}
+
+
+def test_ablation_rows_tables_plot_and_resume(capsys, tmp_path, image_dir, tiny_prior_dir):
+    pytest.importorskip("matplotlib")
+    args = ["ablate", "--param", "beta", "--values", "0,1", "--tasks", "sr4", "--images", image_dir, "--n", 2,
+            "--steps", 2, "--prior", tiny_prior_dir, "--out", tmp_path]
+    code, out, err = run(capsys, *args)
+    assert code == 0, err
+    rows = lines(tmp_path / "rows.jsonl")
+    assert sorted(r["key"].rsplit("|", 1)[1] for r in rows) == ["beta=0.0"] * 2 + ["beta=1.0"] * 2
+    assert {r["params"]["beta"] for r in rows} == {0.0, 1.0}
+    assert (tmp_path / "ablation_sr4.png").stat().st_size > 1000
+    md = (tmp_path / "ablation_psnr.md").read_text()
+    assert "| beta \\ psnr | sr4 |" in md and "| 0.0 |" in md and "| 1.0 |" in md
+    assert run(capsys, *args)[0] == 0
+    assert len(lines(tmp_path / "rows.jsonl")) == 4  # resumed: nothing redone
+
+
+def test_ablation_t_spacing_rows(tmp_path, image_dir, gauss):
+    imgs = bench.load_bench_images(str(image_dir), 32, 1)
+    rows = ablate.run_ablation(gauss, "t_spacing", [0.001, 0.1], ["sr4"], imgs, tmp_path, params={"steps": 20})
+    by = {r["value"]: r["params"] for r in rows}
+    assert by[0.001]["t_start"] == 19 and by[0.1]["steps"] == 10 and by[0.1]["t_start"] == 900
+    ablate.write_ablation(rows, tmp_path, "t_spacing", [0.001, 0.1], ["sr4"], plots=False)
+    assert "epsilon" in (tmp_path / "ablation_psnr.md").read_text()
+
+
+def test_diversity_cli(capsys, tmp_path, image_dir, tiny_prior_dir):
+    code, out, err = run(capsys, "diversity", "--input", image_dir / "000001.png", "--task", "sr4", "--seeds", 3,
+                         "--steps", 2, "--prior", tiny_prior_dir, "--out", tmp_path)
+    assert code == 0, err
+    summary = json.loads((tmp_path / "diversity.json").read_text())
+    assert summary["mean_pairwise_rmse"] > 0 and len(summary["psnr_per_seed"]) == 3
+    assert Image.open(tmp_path / "std.png").size == (32, 32)
+    assert "pairwise RMSE" in out
+
+
+def test_bench_cli_suite_rejects_unknown(capsys, tmp_path, image_dir, tiny_prior_dir):
+    code, _, err = run(capsys, "bench", "--suite", "tables", "--methods", "hrdis", "--images", image_dir, "--n", 1,
+                       "--prior", tiny_prior_dir, "--out", tmp_path)
+    assert code == 2 and "unknown suite" in err
+
+
+def test_distributed_two_process_bench_matches_single(tmp_path, image_dir, tiny_prior_dir):
+    common = ["--tasks", "sr4,inpaint-ff20", "--methods", "hrdis,bicubic", "--images", str(image_dir),
+              "--num-images", "2", "--steps", "2", "--figures", "0", "--prior", str(tiny_prior_dir)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           "-m", "hrdis", "bench", *common, "--out", str(tmp_path / "dist")],
+                          env=env, capture_output=True, text=True, timeout=120, preexec_fn=lambda: os.nice(10))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not list((tmp_path / "dist").glob("rows.rank*.jsonl"))  # merged by rank 0
+    dist_rows = lines(tmp_path / "dist" / "rows.jsonl")
+    per_rank = [{r["key"] for r in dist_rows if r["rank"] == k} for k in (0, 1)]
+    assert per_rank[0] and per_rank[1] and not per_rank[0] & per_rank[1]
+    assert (tmp_path / "dist" / "table_psnr.md").is_file()
+    assert main(["bench", *common, "--out", str(tmp_path / "single")]) == 0
+    single = {r["key"]: r for r in lines(tmp_path / "single" / "rows.jsonl")}
+    assert set(single) == per_rank[0] | per_rank[1] and len(dist_rows) == len(single) == 6
+    for r in dist_rows:
+        assert r["psnr"] == pytest.approx(single[r["key"]]["psnr"], abs=1e-4)
