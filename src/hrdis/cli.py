@@ -148,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     t.add_argument("--init-from", help="warm-start from a prior folder (e.g. the bundled prior) when no checkpoint is left")
     t.add_argument("--no-bf16", action="store_true", help="train in float32")
+    t.add_argument("--prediction", choices=["v", "eps"],
+                   help="network target (new runs: v); given with --resume it switches a run (fine-tuning)")
     return parser
 
 
@@ -365,7 +367,7 @@ def cmd_train(args) -> None:
         data=args.data, out=args.out, size=args.size, steps=args.steps, batch=args.batch, lr=args.lr,
         max_minutes=args.max_minutes, checkpoint_minutes=args.checkpoint_minutes,
         max_index=None if args.max_index < 0 else args.max_index, resume=args.resume, init_from=args.init_from,
-        bf16=not args.no_bf16))
+        bf16=not args.no_bf16, prediction=args.prediction))
     print(f"exported the EMA prior to {folder}")
 
 

@@ -95,11 +95,20 @@ class GaussianPrior(Prior):
 
 class UNetPrior(Prior):
     """An ADM UNet as a prior. ``autocast`` (e.g. torch.bfloat16) runs the network in lower precision;
-    inputs and outputs stay float32, so the solvers' own arithmetic is unaffected."""
+    inputs and outputs stay float32, so the solvers' own arithmetic is unaffected.
+
+    ``prediction`` says what the network outputs: "eps" (the public checkpoints) or "v" = alpha_t eps -
+    sigma_t x_0 (Salimans & Ho, 2022), from which eps = sigma_t x_t + alpha_t v. A v-network needs no
+    precision at t near T, where eps ~ x_t and an eps-network's small errors become large errors in
+    x0_hat = (x_t - sigma_t eps) / alpha_t (the project's small CPU-trained prior uses it for that reason).
+    """
 
     def __init__(self, unet: ADMUNet, schedule: VPSchedule | None = None, autocast: torch.dtype | None = None,
-                 channels_last: bool = False, meta: dict | None = None, source: str = ""):
+                 channels_last: bool = False, meta: dict | None = None, source: str = "", prediction: str = "eps"):
         super().__init__()
+        if prediction not in ("eps", "v"):
+            raise ValueError(f"prediction must be 'eps' or 'v', got {prediction!r}")
+        self.prediction = prediction
         self.unet = unet.eval().requires_grad_(False)
         self.schedule = schedule or VPSchedule()
         self.image_size = unet.config.image_size
@@ -118,6 +127,16 @@ class UNetPrior(Prior):
             out = self.unet(x_t, t)
         return out.float().contiguous()
 
+    def eps(self, x_t, t):
+        out = super().eps(x_t, t)
+        if self.prediction == "v":
+            shape = (-1,) + (1,) * (x_t.ndim - 1)
+            t_cpu = self._t(t, x_t).cpu()
+            a = self.schedule.alpha(t_cpu).to(x_t.device).view(shape)
+            s = self.schedule.sigma(t_cpu).to(x_t.device).view(shape)
+            out = s * x_t + a * out
+        return out
+
     def describe(self) -> str:
         n = sum(p.numel() for p in self.unet.parameters())
         c = self.unet.config
@@ -134,7 +153,7 @@ def bundled_prior_path() -> Path:
 
 
 def save_prior(folder: str | os.PathLike, unet: ADMUNet, schedule: VPSchedule, meta: dict | None = None,
-               dtype: torch.dtype = torch.float32) -> Path:
+               dtype: torch.dtype = torch.float32, prediction: str = "eps") -> Path:
     """Write a prior folder: ``config.json`` (ADM config, schedule, metadata) + ``model.safetensors``.
     Both files are written to temporaries first and renamed, so a reader never sees a half folder."""
     from safetensors.torch import save_file
@@ -144,7 +163,7 @@ def save_prior(folder: str | os.PathLike, unet: ADMUNet, schedule: VPSchedule, m
     state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in unet.state_dict().items()}
     tmp_w = folder / ".model.safetensors.tmp"
     save_file(state, str(tmp_w))
-    config = {"format": "hrdis-prior", "model": "adm", "adm": unet.config.to_dict(),
+    config = {"format": "hrdis-prior", "model": "adm", "adm": unet.config.to_dict(), "prediction": prediction,
               "schedule": schedule.to_dict(), "meta": meta or {}}
     tmp_c = folder / ".config.json.tmp"
     tmp_c.write_text(json.dumps(config, indent=1))
@@ -307,8 +326,9 @@ def load_prior(path: str | os.PathLike | None = None, config=None, device: str |
         raise FileNotFoundError(f"prior not found: {path}")
     if path.is_dir() and _is_diffusers_folder(path):
         return load_diffusers_prior(path, device=device, autocast=autocast, channels_last=channels_last)
+    prediction = "eps"
     if path.is_dir():
-        state, cfg, schedule, meta = _read_prior_folder(path)
+        state, cfg, schedule, meta, prediction = _read_prior_folder(path)
     else:
         state = _read_torch_state_dict(path)
         cfg, notes = adm_config_for(state, config, path)
@@ -319,7 +339,7 @@ def load_prior(path: str | os.PathLike | None = None, config=None, device: str |
     check_state_dict(unet, state, str(path))
     unet.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
     return UNetPrior(unet.to(device), schedule, autocast=autocast, channels_last=channels_last, meta=meta,
-                     source=str(path))
+                     source=str(path), prediction=prediction)
 
 
 def _read_prior_folder(folder: Path):
@@ -340,7 +360,7 @@ def _read_prior_folder(folder: Path):
         state = load_file(str(weights))
     except (SafetensorError, OSError) as exc:
         raise ValueError(f"{weights} is not a readable safetensors file ({exc}); re-export or re-download it") from None
-    return state, cfg, schedule, config.get("meta", {})
+    return state, cfg, schedule, config.get("meta", {}), config.get("prediction", "eps")
 
 
 def _read_torch_state_dict(path: Path) -> dict:
@@ -394,6 +414,16 @@ class DiffusersPrior(Prior):
         with ctx:
             out = self.unet(x_t, t).sample
         return out.float().contiguous()
+
+    def eps(self, x_t, t):
+        out = super().eps(x_t, t)
+        if self.prediction == "v":
+            shape = (-1,) + (1,) * (x_t.ndim - 1)
+            t_cpu = self._t(t, x_t).cpu()
+            a = self.schedule.alpha(t_cpu).to(x_t.device).view(shape)
+            s = self.schedule.sigma(t_cpu).to(x_t.device).view(shape)
+            out = s * x_t + a * out
+        return out
 
     def describe(self) -> str:
         n = sum(p.numel() for p in self.unet.parameters())

@@ -1,6 +1,9 @@
 """Training a noise-prediction diffusion prior (DDPM's simple loss) on a folder or tar of images.
 
-Loss: || eps_theta(alpha_t x_0 + sigma_t eps, t) - eps ||^2 with t uniform on 0..T-1 (Ho et al., 2020).
+Loss: || net(alpha_t x_0 + sigma_t eps, t) - target ||^2 with t uniform on 0..T-1 (Ho et al., 2020), the
+target being v = alpha_t eps - sigma_t x_0 (default; Salimans & Ho, 2022) or eps. Either way the prior's
+noise prediction follows (``UNetPrior.eps``). v keeps x0_hat accurate near t = T, which an eps-network
+of this size does not reach in CPU-hours of training (its x0_hat error there is its eps error x sigma/alpha).
 The network is the project's ADM UNet on the public checkpoints' schedule, so a prior trained here
 plugs into every solver like a downloaded one. CPU-minded: bf16 autocast + channels_last for the
 forward/backward, an EMA of the weights for sampling, atomic resumable checkpoints every few minutes.
@@ -48,6 +51,7 @@ class TrainOptions:
     max_index: int | None = 9500  # CelebA files above this number are the held-out test faces
     resume: bool = False
     init_from: str | None = None  # a prior folder: continue from its (EMA) weights with a fresh optimiser
+    prediction: str | None = None  # "eps" or "v"; None keeps a resumed run's (new runs: "v")
     bf16: bool = True
     seed: int = 0
 
@@ -71,7 +75,9 @@ def to_model_range(batch_u8: torch.Tensor) -> torch.Tensor:
 
 
 def diffusion_loss(model: ADMUNet, x0: torch.Tensor, schedule: VPSchedule, generator: torch.Generator | None = None,
-                   t: torch.Tensor | None = None, noise: torch.Tensor | None = None, bf16: bool = False) -> torch.Tensor:
+                   t: torch.Tensor | None = None, noise: torch.Tensor | None = None, bf16: bool = False,
+                   prediction: str = "eps") -> torch.Tensor:
+    """Mean squared error of the network's target: eps, or v = alpha_t eps - sigma_t x_0."""
     if t is None:
         t = torch.randint(0, schedule.num_timesteps, (x0.shape[0],), generator=generator)
     if noise is None:
@@ -81,7 +87,8 @@ def diffusion_loss(model: ADMUNet, x0: torch.Tensor, schedule: VPSchedule, gener
     x_t = (a * x0 + s * noise).contiguous(memory_format=torch.channels_last)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         pred = model(x_t, t)
-    return (pred[:, :3].float() - noise).pow(2).mean()
+    target = noise if prediction == "eps" else a * noise - s * x0
+    return (pred[:, :3].float() - target).pow(2).mean()
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
@@ -106,8 +113,14 @@ def train(opts: TrainOptions, config: ADMConfig | None = None) -> Path:
             raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}; start without --resume")
         state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         config = ADMConfig.from_dict(state["config"])
+        # Runs from before v-prediction existed trained eps; --prediction can switch a resumed run (fine-tune).
+        prediction = opts.prediction or state.get("prediction", "eps")
     elif ckpt_path.exists():
         raise FileExistsError(f"{ckpt_path} exists; pass --resume to continue it or choose another --out")
+    if state is None:
+        prediction = opts.prediction or "v"
+    if prediction not in ("eps", "v"):
+        raise ValueError(f"--prediction must be eps or v, got {prediction!r}")
     init_prior = None
     if opts.init_from:
         from .priors import load_prior
@@ -139,6 +152,9 @@ def train(opts: TrainOptions, config: ADMConfig | None = None) -> Path:
         opt.load_state_dict(state["opt"])
         step, seen, wall = state["step"], state["seen"], state["wall"]
         gen.set_state(state["rng"])
+        if prediction != state.get("prediction", "eps"):
+            # The old average predicts the other target: restart the EMA from the current weights.
+            ema.load_state_dict(model.state_dict())
 
     # A fixed validation batch (images, timesteps, noise) so held-out losses are comparable across time.
     vgen = torch.Generator().manual_seed(99)
@@ -148,18 +164,19 @@ def train(opts: TrainOptions, config: ADMConfig | None = None) -> Path:
 
     def val_loss() -> float:
         with torch.no_grad():
-            return float(diffusion_loss(ema.eval(), val_x, schedule, t=val_t, noise=val_noise, bf16=opts.bf16))
+            return float(diffusion_loss(ema.eval(), val_x, schedule, t=val_t, noise=val_noise, bf16=opts.bf16,
+                                        prediction=prediction))
 
     def checkpoint(vl: float | None):
         _save_checkpoint(ckpt_path, {"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
                                      "step": step, "seen": seen, "wall": wall, "rng": gen.get_state(),
-                                     "config": config.to_dict()})
+                                     "config": config.to_dict(), "prediction": prediction})
         meta = {"trained_steps": step, "images_seen": seen, "train_wall_seconds": round(wall),
                 "batch": opts.batch, "lr": opts.lr, "ema_decay": opts.ema_decay,
                 "parameters": sum(p.numel() for p in model.parameters()),
                 "heldout_loss": vl, "data": f"{Path(opts.data).name}, files <= {opts.max_index}, face crop {opts.size}px",
                 "licence": "trained on CelebA: non-commercial research use only"}
-        save_prior(out / "prior", ema, schedule, meta)
+        save_prior(out / "prior", ema, schedule, meta, prediction=prediction)
         with open(out / "log.jsonl", "a") as f:
             f.write(json.dumps({"step": step, "seen": seen, "wall": round(wall), "heldout_loss": vl}) + "\n")
 
@@ -177,7 +194,7 @@ def train(opts: TrainOptions, config: ADMConfig | None = None) -> Path:
         lr = opts.lr * min(1.0, (step + 1) / opts.warmup)
         for g in opt.param_groups:
             g["lr"] = lr
-        loss = diffusion_loss(model, x0, schedule, generator=gen, bf16=opts.bf16)
+        loss = diffusion_loss(model, x0, schedule, generator=gen, bf16=opts.bf16, prediction=prediction)
         if not math.isfinite(loss.item()):
             raise FloatingPointError(f"training loss became {loss.item()} at step {step}; lower --lr and --resume")
         opt.zero_grad(set_to_none=True)
