@@ -114,3 +114,17 @@ def test_schedule_matches_ddpm():
     assert sched.timesteps(5) == [999, 749, 500, 250, 0]
     with pytest.raises(ValueError, match="positive"):
         sched.timesteps(0)
+
+
+def test_v_prediction_gives_the_noise(tiny_prior_dir):
+    """A v-network's output v = alpha_t eps - sigma_t x_0 turns into exactly eps (and Tweedie gives x_0)."""
+    prior = load_prior(tiny_prior_dir)
+    prior.prediction = "v"
+    g = torch.Generator().manual_seed(0)
+    x0, eps = torch.rand(2, 3, 32, 32, generator=g) * 2 - 1, torch.randn(2, 3, 32, 32, generator=g)
+    t = torch.tensor([5, 990])
+    a, s = prior.schedule.alpha(t).view(-1, 1, 1, 1), prior.schedule.sigma(t).view(-1, 1, 1, 1)
+    prior._forward = lambda x_t, tt: a * eps - s * x0  # a perfect v-network for this (x0, eps)
+    x_t = a * x0 + s * eps
+    assert torch.allclose(prior.eps(x_t, t), eps, atol=1e-5)
+    assert torch.allclose(prior.x0(x_t, t), x0, atol=1e-3)

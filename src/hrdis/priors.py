@@ -49,16 +49,27 @@ class Prior(nn.Module):
     schedule: VPSchedule
     image_size: int | None = None
     channels: int = 3
+    prediction: str = "eps"  # what network() predicts: "eps", or "v" = alpha_t eps - sigma_t x_0
 
     def network(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def eps(self, x_t: torch.Tensor, t) -> torch.Tensor:
-        return self.network(x_t, self._t(t, x_t))[:, : self.channels].float()
+        t = self._t(t, x_t)
+        out = self.network(x_t, t)[:, : self.channels].float()
+        if self.prediction == "v":  # eps = sigma_t x_t + alpha_t v, from x_t = alpha_t x_0 + sigma_t eps
+            shape = (-1,) + (1,) * (x_t.ndim - 1)
+            a = self.schedule.alpha(t.cpu()).to(x_t.device).view(shape)
+            s = self.schedule.sigma(t.cpu()).to(x_t.device).view(shape)
+            out = s * x_t + a * out
+        return out
 
     def x0(self, x_t: torch.Tensor, t) -> torch.Tensor:
         """Tweedie's one-step estimate (x_t - sigma_t eps_theta) / alpha_t."""
-        a, s = self.schedule.alpha(t), self.schedule.sigma(t)
+        t = self._t(t, x_t)
+        shape = (-1,) + (1,) * (x_t.ndim - 1)
+        a = self.schedule.alpha(t.cpu()).to(x_t.device).view(shape)
+        s = self.schedule.sigma(t.cpu()).to(x_t.device).view(shape)
         return (x_t - s * self.eps(x_t, t)) / a
 
     @staticmethod
@@ -124,18 +135,11 @@ class UNetPrior(Prior):
             x_t = x_t.contiguous(memory_format=torch.channels_last)
         ctx = torch.autocast(x_t.device.type, dtype=self.autocast) if self.autocast else nullcontext()
         with ctx:
-            out = self.unet(x_t, t)
+            out = self._forward(x_t, t)
         return out.float().contiguous()
 
-    def eps(self, x_t, t):
-        out = super().eps(x_t, t)
-        if self.prediction == "v":
-            shape = (-1,) + (1,) * (x_t.ndim - 1)
-            t_cpu = self._t(t, x_t).cpu()
-            a = self.schedule.alpha(t_cpu).to(x_t.device).view(shape)
-            s = self.schedule.sigma(t_cpu).to(x_t.device).view(shape)
-            out = s * x_t + a * out
-        return out
+    def _forward(self, x_t, t):
+        return self.unet(x_t, t)
 
     def describe(self) -> str:
         n = sum(p.numel() for p in self.unet.parameters())
@@ -390,13 +394,13 @@ def _is_diffusers_folder(folder: Path) -> bool:
     return False
 
 
-class DiffusersPrior(Prior):
+class DiffusersPrior(UNetPrior):
     """A diffusers ``UNet2DModel`` predicting epsilon: eps = model(x_t, t).sample (first 3 channels when the
     model also predicts a variance). Inputs and outputs float32; ``autocast`` as for ``UNetPrior``."""
 
     def __init__(self, model: nn.Module, schedule: VPSchedule | None = None, autocast: torch.dtype | None = None,
                  channels_last: bool = False, meta: dict | None = None, source: str = ""):
-        super().__init__()
+        Prior.__init__(self)  # UNetPrior's __init__ expects an ADMUNet
         self.unet = model.eval().requires_grad_(False)
         self.schedule = schedule or VPSchedule()
         size = model.config.sample_size
@@ -407,23 +411,8 @@ class DiffusersPrior(Prior):
             self.unet.to(memory_format=torch.channels_last)
         self.meta, self.source = meta or {}, source
 
-    def network(self, x_t, t):
-        if self.channels_last:
-            x_t = x_t.contiguous(memory_format=torch.channels_last)
-        ctx = torch.autocast(x_t.device.type, dtype=self.autocast) if self.autocast else nullcontext()
-        with ctx:
-            out = self.unet(x_t, t).sample
-        return out.float().contiguous()
-
-    def eps(self, x_t, t):
-        out = super().eps(x_t, t)
-        if self.prediction == "v":
-            shape = (-1,) + (1,) * (x_t.ndim - 1)
-            t_cpu = self._t(t, x_t).cpu()
-            a = self.schedule.alpha(t_cpu).to(x_t.device).view(shape)
-            s = self.schedule.sigma(t_cpu).to(x_t.device).view(shape)
-            out = s * x_t + a * out
-        return out
+    def _forward(self, x_t, t):
+        return self.unet(x_t, t).sample
 
     def describe(self) -> str:
         n = sum(p.numel() for p in self.unet.parameters())
