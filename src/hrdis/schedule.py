@@ -8,6 +8,7 @@ alpha_bar_t = prod_{s<=t} (1 - beta_s), betas linear from 1e-4 to 0.02 over T = 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import cached_property
 
 import torch
 
@@ -18,7 +19,7 @@ class VPSchedule:
     beta_end: float = 0.02
     num_timesteps: int = 1000
 
-    @property
+    @cached_property  # read several times per solver step
     def alpha_bar(self) -> torch.Tensor:
         """alpha_bar_t for t = 0..T-1, float64."""
         betas = torch.linspace(self.beta_start, self.beta_end, self.num_timesteps, dtype=torch.float64)
