@@ -28,7 +28,8 @@ TASK = "blind-lowlight"
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default="/work/shared/data/celeba-10k.tar", help="folder or tar of faces")
+    p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "celeba-10k.tar"),
+                   help="folder or tar of faces (default: ../shared/data/celeba-10k.tar beside the repo)")
     p.add_argument("--first", type=int, default=9901, help="first file number (held-out faces start at 9501)")
     p.add_argument("--n", type=int, default=8, help="number of faces")
     p.add_argument("--steps", type=int, help="HRDIS steps (default: the task preset, 300)")

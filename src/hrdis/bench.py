@@ -15,11 +15,16 @@ Sharding: ``run_bench(..., rank=r, world=k)`` runs every k-th (column, image), a
 ``rows.rank{r}.jsonl``;
 ``merge_rank_rows`` folds those into ``rows.jsonl`` (``hrdis bench`` under ``torchrun`` does this on
 rank 0 after a barrier).
+
+Perceptual metrics (``hrdis.perceptual``, weights given by the user): with an ``LPIPS`` model every new row
+gets ``lpips``; with an ``InceptionFeatures`` model each cell's restoration and each truth get their Inception
+features saved under ``OUT/fid_features/``, and ``write_fid_table`` renders the FID per (method, column).
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -29,6 +34,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -41,11 +47,17 @@ from .tasks import get_task
 
 METRICS = ("psnr", "ssim", "hf_ratio", "residual", "seconds", "nfe", "peak_mem_mb")
 FORMATS = {"psnr": "{:.2f}", "ssim": "{:.3f}", "hf_ratio": "{:.3f}", "residual": "{:.4f}", "seconds": "{:.2f}",
-           "nfe": "{:.0f}", "peak_mem_mb": "{:.1f}"}
+           "nfe": "{:.0f}", "peak_mem_mb": "{:.1f}", "lpips": "{:.4f}", "fid": "{:.2f}"}
+# Tabled only when some row has them (they need weights the user passes).
+OPTIONAL_METRICS = ("lpips",)
 METRIC_NOTES = {
     "hf_ratio": "hf_ratio: energy of the 2-D FFT above 1/4 of Nyquist (radial), result over truth; "
                 "1 = as sharp as the truth, < 1 blurrier, > 1 noisier.",
     "peak_mem_mb": "peak_mem_mb: see table_cost.md for how memory is measured.",
+    "lpips": "lpips: LPIPS v0.1 distance to the truth (0 = identical, lower is better).",
+    "fid": "fid: Frechet Inception Distance (pytorch-fid's Inception-v3, 2048-d pool features) between a cell's "
+           "restorations and their clean truths, one value per cell (not a mean). It is biased upward for few "
+           "images: compare methods within a column, at equal image counts.",
 }
 
 # Column sets of the paper's tables (``task`` or ``task@noise``).
@@ -214,19 +226,22 @@ def cell_key(task: str, method: str, image: str, noise: str, seed: int, tag: str
 
 def run_bench(prior: Prior, tasks: list[str], methods: list[str], bench_images: list[BenchImage], out: str | Path,
               noise: str = "none", seed: int = 0, figures: int = 4, params: dict | None = None,
-              rank: int = 0, world: int = 1) -> list[dict]:
+              rank: int = 0, world: int = 1, lpips_model=None, inception=None) -> list[dict]:
     """Run the missing cells (this rank's share of them) and return all rows. ``tasks`` may be task
     names, ``task@noise`` strings (``noise`` applies to the others) or ``Column``s."""
     columns = [t if isinstance(t, Column) else parse_columns([t], noise)[0] for t in tasks]
     return run_cells(prior, columns, methods, bench_images, out, seed=seed, figures=figures, params=params,
-                     rank=rank, world=world)
+                     rank=rank, world=world, lpips_model=lpips_model, inception=inception)
 
 
 def run_cells(prior: Prior, columns: list[Column], methods: list[str], bench_images: list[BenchImage],
               out: str | Path, seed: int = 0, figures: int = 4, params: dict | None = None,
-              rank: int = 0, world: int = 1, extra: dict | None = None) -> list[dict]:
+              rank: int = 0, world: int = 1, extra: dict | None = None, lpips_model=None,
+              inception=None) -> list[dict]:
     """Run the missing (column, method, image) cells of this rank (every ``world``-th cell, in a fixed
-    order) and return all rows found in ``out``. ``extra`` is copied into every new row."""
+    order) and return all rows found in ``out``. ``extra`` is copied into every new row. With
+    ``lpips_model`` (``perceptual.LPIPS``) rows get ``lpips``; with ``inception``
+    (``perceptual.InceptionFeatures``) the features for ``write_fid_table`` are saved."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows_path = out / ("rows.jsonl" if world == 1 else f"rows.rank{rank}.jsonl")
@@ -266,6 +281,13 @@ def run_cells(prior: Prior, columns: list[Column], methods: list[str], bench_ima
                    "nfe": result.nfe, "backprop": result.backprop, "peak_mem_mb": mem.peak_mb,
                    "mem_method": mem.method, "device": str(device), "rank": rank, "params": result.params,
                    **(extra or {})}
+            if lpips_model is not None:
+                row["lpips"] = lpips_model.distance(result.image, truth)[0]
+            if inception is not None:  # saved before the row, so a finished cell always has its features
+                _save_features(fid_feature_path(out, row["key"]), inception, result.image)
+                truth_path = fid_feature_path(out, _truth_key(im.name))
+                if not truth_path.is_file():
+                    _save_features(truth_path, inception, truth)
             f.write(json.dumps(row, default=str) + "\n")
             f.flush()
             os.fsync(f.fileno())
@@ -275,6 +297,23 @@ def run_cells(prior: Prior, columns: list[Column], methods: list[str], bench_ima
                 images.write_image(_displayable(op.measurement_image(y), truth), fig_dir / f"{Path(im.name).stem}_y.png")
                 images.write_image(im.image, fig_dir / f"{Path(im.name).stem}_truth.png")
     return all_rows(out)
+
+
+def fid_feature_path(out: str | Path, key: str) -> Path:
+    """Where a cell's (or, for ``_truth_key(image)``, a truth's) Inception features are saved."""
+    return Path(out) / "fid_features" / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.npy"
+
+
+def _truth_key(image: str) -> str:
+    return f"truth|{image}"
+
+
+def _save_features(path: Path, inception, image: torch.Tensor) -> None:
+    with torch.no_grad():
+        features = inception(image)[0].float().cpu().numpy()
+    buf = io.BytesIO()
+    np.save(buf, features)
+    images.atomic_write_bytes(path, buf.getvalue())
 
 
 def drop_partial_line(path: Path) -> None:
@@ -334,7 +373,8 @@ def summarise(rows: list[dict], metric: str, methods: list[str], tasks: list[str
 
 
 def _render(table: dict, metric: str, row_names: list, col_names: list, corner: str, footer: list[str],
-            title: str | None = None, csv_corner: str | None = None) -> tuple[str, str]:
+            title: str | None = None, csv_corner: str | None = None,
+            count_text: str = "Mean over {} images per cell.") -> tuple[str, str]:
     fmt = FORMATS.get(metric, "{:.4g}")
     md = ([f"**{title}**", ""] if title else []) + [
         f"| {corner} | " + " | ".join(map(str, col_names)) + " |", "|---" * (len(col_names) + 1) + "|"]
@@ -347,7 +387,7 @@ def _render(table: dict, metric: str, row_names: list, col_names: list, corner: 
         w.writerow([m] + cells)
     counts = sorted({n for (_, n) in table.values()})
     md.append("")
-    md.append(f"Mean over {'/'.join(map(str, counts)) or 0} images per cell.")
+    md.append(count_text.format('/'.join(map(str, counts)) or 0))
     md += footer
     return "\n".join(md) + "\n", buf.getvalue()
 
@@ -358,7 +398,8 @@ def write_tables(rows: list[dict], out: str | Path, methods: list[str], tasks: l
     out = Path(out)
     tasks = [t.label if isinstance(t, Column) else t for t in tasks]
     written = []
-    for metric in METRICS:
+    optional = [m for m in OPTIONAL_METRICS if any(r.get(m) is not None for r in rows)]
+    for metric in (*METRICS, *optional):
         table = summarise(rows, metric, methods, tasks)
         md, csv_text = _render(table, metric, methods, tasks, metric,
                                [METRIC_NOTES[metric]] if metric in METRIC_NOTES else [], title, "method")
@@ -367,6 +408,30 @@ def write_tables(rows: list[dict], out: str | Path, methods: list[str], tasks: l
         written.append(out / f"table_{metric}.md")
     written.append(write_cost_table(rows, out, methods, tasks))
     return written
+
+
+def write_fid_table(rows: list[dict], out: str | Path, methods: list[str], tasks: list[str],
+                    title: str | None = None) -> Path:
+    """table_fid.md/.csv: per (method, column), the FID between the restored images and their truths, from the
+    features ``run_cells(..., inception=...)`` saved (cells run without it are left out; at least 2 images)."""
+    from .perceptual import fid_from_features
+
+    out = Path(out)
+    tasks = [t.label if isinstance(t, Column) else t for t in tasks]
+    table = {}
+    for m in methods:
+        for t in tasks:
+            paths = [(fid_feature_path(out, r["key"]), fid_feature_path(out, _truth_key(r["image"])))
+                     for r in rows if r["method"] == m and _col(r) == t]
+            pairs = [(np.load(p), np.load(q)) for p, q in paths if p.is_file() and q.is_file()]
+            if len(pairs) >= 2:
+                restored, truths = (np.stack(side) for side in zip(*pairs))
+                table[(m, t)] = (fid_from_features(restored, truths), len(pairs))
+    md, csv_text = _render(table, "fid", methods, tasks, "fid", [METRIC_NOTES["fid"]], title, "method",
+                           count_text="Over {} images per cell.")
+    images.atomic_write_bytes(out / "table_fid.md", md.encode())
+    images.atomic_write_bytes(out / "table_fid.csv", csv_text.encode())
+    return out / "table_fid.md"
 
 
 def write_cost_table(rows: list[dict], out: str | Path, methods: list[str], tasks: list[str] | None = None) -> Path:

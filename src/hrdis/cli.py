@@ -98,6 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--steps", type=int, help="override every method's steps (quick runs)")
     b.add_argument("--figures", type=int, default=4, help="images shown in the figure grids")
     b.add_argument("--out", required=True, help="output folder")
+    b.add_argument("--lpips-weights", metavar="BACKBONE,LIN",
+                   help="also score LPIPS v0.1 (table_lpips.md): the torchvision backbone file "
+                   "(alexnet-owt-7be5be79.pth or vgg16-397923af.pth) and the lpips package's linear layers "
+                   "(alex.pth or vgg.pth), comma-separated; see the README, nothing is downloaded")
+    b.add_argument("--fid-weights", metavar="PATH",
+                   help="also write table_fid.md (FID per method and column, restorations vs truths) with "
+                   "pytorch-fid's Inception weights, pt_inception-2015-12-05-6726825d.pth")
     _add_prior_args(b)
 
     a = sub.add_parser("ablate", help="sweep one solver parameter over values (bench cells, resumable)", description=(
@@ -288,12 +295,29 @@ def _dist_close(world: int) -> None:
             dist.destroy_process_group()
 
 
+def _perceptual_models(args, device: torch.device):
+    """(LPIPS or None, InceptionFeatures or None) from ``--lpips-weights`` / ``--fid-weights``."""
+    from . import perceptual
+
+    lpips_model = inception = None
+    if args.lpips_weights:
+        paths = args.lpips_weights.split(",")
+        if len(paths) != 2 or not all(paths):
+            raise ValueError("--lpips-weights takes two paths separated by a comma: the backbone, then the linear "
+                             "layers (e.g. alexnet-owt-7be5be79.pth,alex.pth)")
+        lpips_model = perceptual.LPIPS.from_files(*paths).to(device)
+    if args.fid_weights:
+        inception = perceptual.InceptionFeatures.from_file(args.fid_weights).to(device)
+    return lpips_model, inception
+
+
 def cmd_bench(args) -> None:
     from . import bench
 
     rank, world = _dist_env()
     try:
         prior = _load_prior(args)
+        lpips_model, inception = _perceptual_models(args, prior_device(prior))
         if args.suite:
             columns, title = bench.suite_columns(args.suite, args.noise), f"{args.suite}: {bench.SUITES[args.suite][0]}"
         else:
@@ -302,12 +326,14 @@ def cmd_bench(args) -> None:
         bench_images = bench.load_bench_images(args.images, prior.image_size, args.n, args.first)
         params = {"steps": args.steps} if args.steps else None
         bench.run_bench(prior, columns, methods, bench_images, args.out, seed=args.seed, figures=args.figures,
-                        params=params, rank=rank, world=world)
+                        params=params, rank=rank, world=world, lpips_model=lpips_model, inception=inception)
         _dist_done(world)
         if rank != 0:
             return
         rows = bench.merge_rank_rows(args.out)
         tables = bench.write_tables(rows, args.out, methods, columns, title=title)
+        if inception is not None:
+            tables.append(bench.write_fid_table(rows, args.out, methods, columns, title=title))
         bench.write_figures(args.out, methods, columns)
         print((Path(args.out) / "table_psnr.md").read_text())
         print(f"{len(rows)} rows in {args.out}; tables: {', '.join(p.name for p in tables)}")
