@@ -1,6 +1,5 @@
 """Measurement operators: exact adjoints, right inverses, shapes, gradients and clear errors."""
 
-import time
 
 import numpy as np
 import pytest
@@ -174,18 +173,18 @@ def test_blur_pinv_bounds_noise_amplification():
     assert 1 < amplified <= 1 / op.pinv_tol
 
 
-def test_blur_is_fast_for_a_61_px_kernel():
-    op = Blur(gaussian_kernel(61, 3.0))
+def test_a_61_px_blur_of_a_256_image_is_the_circular_convolution_and_caches_its_transfer_function():
+    # Speed is measured by `hrdis perf`, not asserted here; this checks the FFT path is exact at the size
+    # the speed matters for (a 61x61 kernel at 256 px), against circular padding + a direct convolution.
+    kernel = gaussian_kernel(61, 3.0)
+    op = Blur(kernel)
     x = randn((1, 3, 256, 256), 13)
-    op(x)  # builds the cached transfer function
-    best = min(_timed(lambda: op(x)) for _ in range(3))
-    assert best < 0.1, f"{best * 1000:.0f} ms for one 61x61 blur of a 256x256 image"
-
-
-def _timed(fn):
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+    padded = torch.nn.functional.pad(x, (30, 30, 30, 30), mode="circular")
+    weight = kernel.flip(0, 1).expand(3, 1, 61, 61)  # conv2d correlates: flip for a convolution
+    direct = torch.nn.functional.conv2d(padded, weight, groups=3)
+    assert torch.allclose(op(x), direct, atol=1e-5)
+    op(x)
+    assert len(op._transfer_cache) == 1
 
 
 def test_kernels_are_normalised_seeded_and_centred():

@@ -62,3 +62,18 @@ def test_every_task_operator_at_256(name):
         assert box_size(256) == 128 and int((op.mask[0, 0] == 0).sum()) == 128 * 128
     if name.startswith("deblur") and name != "deblur-nonlinear":
         assert y.shape == x.shape and blur_kernel_size(256) == 61 and op.kernel.shape[-2:] == (61, 61)
+
+
+def test_perf_report_runs_and_refuses_impossible_settings(tiny_prior_dir, capsys):
+    from hrdis import perf
+
+    size = str(load_prior(tiny_prior_dir).image_size)
+    args = ["--size", size, "--prior", str(tiny_prior_dir), "--steps", "2", "--batches", "1,2", "--reps", "2",
+            "--solves", "2", "--memory-steps", "1", "--threads", "1"]
+    assert perf.main(args) == 0
+    out = capsys.readouterr().out
+    assert "median of 2 solves" in out and "memory allocator" in out and "HRDIS / DPS memory" in out
+    ratio = next(line for line in out.splitlines() if line.startswith("| HRDIS time / (N x forward)"))
+    assert float(ratio.split("|")[2]) > 0
+    assert perf.main(args[:-2] + ["--solves", "0"]) == 2
+    assert "--solves and --reps must be at least 1" in capsys.readouterr().err
