@@ -59,3 +59,32 @@ def test_held_out_files_are_never_read(tmp_path, tiny_folder):
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path, tiny_folder):
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         train(TrainOptions(data=str(tiny_folder), out=str(tmp_path / "none"), size=32, resume=True))
+
+
+def test_learning_rate_warms_up_holds_then_anneals_to_lr_min():
+    from hrdis.training import learning_rate
+
+    opts = TrainOptions(data="-", out="-", steps=1000, lr=1e-3, warmup=10, lr_decay_steps=200, lr_min=1e-5)
+    assert learning_rate(0, opts) == pytest.approx(1e-4)
+    assert learning_rate(500, opts) == 1e-3 and learning_rate(800, opts) == pytest.approx(1e-3)
+    assert learning_rate(900, opts) == pytest.approx((1e-3 + 1e-5) / 2)
+    assert learning_rate(999, opts) == pytest.approx(1e-5, rel=1e-2)
+    lrs = [learning_rate(s, opts) for s in range(800, 1000)]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+    assert learning_rate(999, TrainOptions(data="-", out="-", steps=1000, lr=1e-3, lr_decay_steps=0)) == 1e-3
+
+
+def test_a_stop_request_writes_a_checkpoint_and_stops(tmp_path, tiny_folder):
+    out = tmp_path / "run"
+    calls = []
+
+    def stop_after_three():
+        calls.append(1)
+        return len(calls) >= 3
+
+    opts = TrainOptions(data=str(tiny_folder), out=str(out), size=32, steps=100, batch=2, max_index=None,
+                        val_fraction=0.25, checkpoint_minutes=60.0)
+    train(opts, config=TINY_CONFIG, should_stop=stop_after_three)
+    assert torch.load(out / "checkpoint.pt", weights_only=False)["step"] == 3
+    with pytest.raises(ValueError, match="lr-decay-steps"):
+        train(TrainOptions(**{**opts.__dict__, "lr_decay_steps": 101, "resume": True}), config=TINY_CONFIG)

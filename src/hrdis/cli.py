@@ -148,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--steps", type=int, default=20000)
     t.add_argument("--batch", type=int, default=32)
     t.add_argument("--lr", type=float, default=3e-4)
+    t.add_argument("--lr-decay-steps", type=int, default=0,
+                   help="anneal the learning rate (cosine, to --lr-min) over the last this many of --steps")
+    t.add_argument("--lr-min", type=float, help="the annealed learning rate (default: --lr / 20)")
     t.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this many minutes")
     t.add_argument("--checkpoint-minutes", type=float, default=5.0)
     t.add_argument("--max-index", type=int, default=9500,
@@ -387,14 +390,22 @@ def cmd_diversity(args) -> None:
 
 
 def cmd_train(args) -> None:
+    import signal
+    import threading
+
     from .training import TrainOptions, train
 
+    # SIGTERM (a scheduler's or a session's end) or Ctrl-C: finish the step, write a checkpoint, stop.
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
     folder = train(TrainOptions(
         data=args.data, out=args.out, size=args.size, steps=args.steps, batch=args.batch, lr=args.lr,
+        lr_decay_steps=args.lr_decay_steps, lr_min=args.lr_min,
         max_minutes=args.max_minutes, checkpoint_minutes=args.checkpoint_minutes,
         max_index=None if args.max_index < 0 else args.max_index, resume=args.resume, init_from=args.init_from,
-        bf16=not args.no_bf16, prediction=args.prediction))
-    print(f"exported the EMA prior to {folder}")
+        bf16=not args.no_bf16, prediction=args.prediction), should_stop=stop.is_set)
+    print(f"{'stopped on a signal; ' if stop.is_set() else ''}exported the EMA prior to {folder}")
 
 
 COMMANDS = {"solve": cmd_solve, "info": cmd_info, "sample": cmd_sample, "bench": cmd_bench, "train": cmd_train,
