@@ -19,3 +19,18 @@ def tiny_prior_dir(tmp_path_factory):
     for p in unet.parameters():  # zero-initialised layers would make the network a constant
         torch.nn.init.normal_(p, std=0.02)
     return save_prior(tmp_path_factory.mktemp("prior") / "tiny", unet, VPSchedule(), {"note": "random test weights"})
+
+
+@pytest.fixture(scope="session")
+def image_dir(tmp_path_factory):
+    """Three 32x32 CelebA-style numbered faces (000001.png ...), rotated copies of the example image."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "astronaut64.png"
+    d = tmp_path_factory.mktemp("imgs")
+    im = Image.open(example).convert("RGB")
+    for i in range(3):
+        im.rotate(10 * i).resize((32, 32)).save(d / f"{i + 1:06d}.png")
+    return d

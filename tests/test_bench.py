@@ -14,17 +14,6 @@ from hrdis import ablate, bench, metrics
 from hrdis.cli import main
 from hrdis.priors import GaussianPrior
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "astronaut64.png"
-
-
-@pytest.fixture(scope="module")
-def image_dir(tmp_path_factory):
-    """Three 32x32 CelebA-style numbered faces."""
-    d = tmp_path_factory.mktemp("imgs")
-    im = Image.open(EXAMPLE).convert("RGB")
-    for i in range(3):
-        im.rotate(10 * i).resize((32, 32)).save(d / f"{i + 1:06d}.png")
-    return d
 
 
 @pytest.fixture

@@ -6,19 +6,16 @@ the public code, not from hrdis. Parity with the real weights is not tested.
 """
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from hrdis import bench, perceptual
 from hrdis.cli import main
 from hrdis.priors import GaussianPrior
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "astronaut64.png"
 
 # lpips' ScalingLayer constants (lpips/lpips.py).
 SHIFT = torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1)
@@ -256,15 +253,6 @@ def test_fid_of_a_set_against_itself_is_zero(inception):
 
 
 # ---------------------------------------------------------------------------------------------- bench
-
-@pytest.fixture(scope="module")
-def image_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("imgs")
-    im = Image.open(EXAMPLE).convert("RGB")
-    for i in range(3):
-        im.rotate(10 * i).resize((32, 32)).save(d / f"{i + 1:06d}.png")
-    return d
-
 
 def test_bench_without_weights_writes_no_perceptual_metrics(tmp_path, image_dir):
     imgs = bench.load_bench_images(str(image_dir), 32, 2)
