@@ -35,6 +35,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, help="HRDIS steps (default: the task preset, 300)")
     p.add_argument("--noise", default="none", help="measurement noise, e.g. poisson:1.0 (shot noise of a dark scene)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--gain-lr", type=float, help="Adam learning rate of log f (default: the solver's, 0.01)")
+    p.add_argument("--offset-lr", type=float, help="Adam learning rate of M's grid (default: the solver's, 0.01)")
+    p.add_argument("--offset-grid", type=int, help="side of M's grid (default: the solver's, 4)")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="the network's precision")
     p.add_argument("--prior", default="bundled", help="'bundled' or a prior folder")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--out", default=str(ROOT / "docs" / "lowlight.png"))
@@ -47,7 +51,7 @@ def main(argv=None) -> None:
         raise SystemExit(f"--n must be positive, got {args.n}")
     torch.set_num_threads(args.threads)
     try:
-        prior = load_prior(args.prior)
+        prior = load_prior(args.prior, autocast=torch.bfloat16 if args.precision == "bf16" else None)
     except (OSError, ValueError) as exc:
         raise SystemExit(f"lowlight_example: {exc}; pass --prior FOLDER") from None
     noise = parse_noise(args.noise)
@@ -57,8 +61,10 @@ def main(argv=None) -> None:
     for face in faces:
         operator = get_task(TASK).make_operator(prior.image_size, face.index)  # the true f and M, for simulation
         observed = noise(operator(face.image), seed=face.index)
+        overrides = {k: v for k, v in (("gain_lr", args.gain_lr), ("offset_lr", args.offset_lr),
+                                       ("offset_grid", args.offset_grid)) if v is not None}
         result = solve(observed, operator, prior, "hrdis-blind", task=TASK, noise=noise, seed=args.seed,
-                       steps=args.steps)
+                       steps=args.steps, **overrides)
         psnr = {name: metrics.psnr(x, face.image)[0]
                 for name, x in (("observed", observed), ("start", result.init), ("restored", result.image))}
         for name, value in psnr.items():

@@ -179,3 +179,15 @@ def test_distributed_two_process_bench_matches_single(tmp_path, image_dir, tiny_
     assert set(single) == per_rank[0] | per_rank[1] and len(dist_rows) == len(single) == 6
     for r in dist_rows:
         assert r["psnr"] == pytest.approx(single[r["key"]]["psnr"], abs=1e-4)
+
+
+def test_ablation_of_a_weight_sets_it_and_refuses_impossible_values(tmp_path, image_dir, gauss):
+    from hrdis import ablate
+
+    imgs = bench.load_bench_images(str(image_dir), 32, 1)
+    rows = ablate.run_ablation(gauss, "obs_weight", [0.5, 2.0], ["sr2"], imgs, tmp_path, params={"steps": 3})
+    assert sorted(r["params"]["obs_weight"] for r in rows) == [0.5, 2.0]
+    with pytest.raises(ValueError, match="lr values must be positive"):
+        ablate.parse_value("lr", "0")
+    with pytest.raises(ValueError, match="non-negative"):
+        ablate.parse_value("obs_weight", "-1")

@@ -320,3 +320,23 @@ def test_ddrm_with_noisy_measurements_does_not_fit_the_noise(rough_prior, proble
     residual = {sigma_y: (op(solve(noisy.repeat(4, 1, 1, 1), op, rough_prior, "ddrm", steps=50, sigma_y=sigma_y).image)
                           - noisy).pow(2).flatten(1).mean(1).sqrt().mean().item() for sigma_y in (0.0, 0.05)}
     assert residual[0.0] < 1e-3 and 0.025 < residual[0.05] < 0.075
+
+
+def test_every_method_accepts_the_preset_of_every_task_it_applies_to():
+    # A preset key the solver does not take (e.g. phase retrieval's fresh_noise_steps) would only fail
+    # deep into a benchmark run; check the whole (method, task) grid by signature, without solving.
+    import inspect
+
+    from hrdis.bench import applicable
+    from hrdis.noise import parse_noise
+    from hrdis.solvers import METHODS
+    from hrdis.tasks import TASKS
+
+    for method, spec in METHODS.items():
+        accepted = set(inspect.signature(spec.solver).parameters)
+        for task in TASKS:
+            if not applicable(method, task, 64):
+                continue
+            for noise in ("none", "gaussian:0.05"):
+                keys = set(resolve_params(method, task, parse_noise(noise))) - {"restarts"}
+                assert keys <= accepted, f"{method} on {task}@{noise}: preset keys {sorted(keys - accepted)}"

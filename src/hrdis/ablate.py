@@ -15,6 +15,8 @@ Parameters:
   below T (epsilon * T * (N - 1) > T - 1) the grid keeps the spacing and starts at the largest multiple
   that fits, so N drops to floor((T - 1) / (epsilon * T)) + 1. Small epsilon therefore means few noise
   levels near 0; epsilon = 1 / T with N = T would be the full schedule. ``t_spacing_params`` does this.
+- ``obs_weight``, ``reg_weight``, ``lr``: lambda_1, lambda_2 and Adam's learning rate, e.g. to re-tune a
+  Table 5 preset for an operator whose scale differs from the paper's.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from .api import resolve_params
 from .noise import parse_noise
 from .priors import Prior
 
-PARAMS = ("beta", "steps", "t_spacing")
+PARAMS = ("beta", "steps", "t_spacing", "obs_weight", "reg_weight", "lr")
 PLOT_METRICS = ("psnr", "ssim", "hf_ratio")
 
 
@@ -47,6 +49,9 @@ def parse_value(param: str, text: str):
         if v != int(v) or v < 1:
             raise ValueError(f"steps must be positive integers, got {text}")
         return int(v)
+    if param in ("lr", "t_spacing") and not v > 0 or param in ("obs_weight", "reg_weight") and not v >= 0:
+        raise ValueError(f"{param} values must be {'positive' if param in ('lr', 't_spacing') else 'non-negative'}, "
+                         f"got {text}")
     return v
 
 

@@ -53,6 +53,7 @@ def drddim(
     reg_weight: float = 0.25,
     lr: float = 0.1,
     min_weight: float | None = None,
+    fresh_noise_steps: int = 0,
     t_start: int | None = None,
     t_end: int = 0,
     seed: int | list[int] = 0,
@@ -63,17 +64,19 @@ def drddim(
     """HRDIS with the DDIM noise split as its per-step beta (see the module docstring).
 
     ``eta``: the DDIM stochasticity that sets beta_t (1 = DDPM-like, 0 = CR); the other arguments are
-    ``hrdis``'s. One network evaluation per step, no backprop through the network.
+    ``hrdis``'s (``fresh_noise_steps``, e.g. phase retrieval's 250, sets beta_t = 1 on those first steps,
+    as in HRDIS). One network evaluation per step, no backprop through the network.
     """
     check_unit_interval("eta", eta)
     if not isinstance(steps, int) or isinstance(steps, bool) or steps <= 0:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
     betas = ddim_fresh_fraction(prior.schedule, prior.schedule.timesteps(steps, t_start, t_end), eta)
+    betas = [1.0 if n < fresh_noise_steps else b for n, b in enumerate(betas)]
     result = hrdis(y, operator, prior, steps=steps, beta=betas, obs_weight=obs_weight, reg_weight=reg_weight, lr=lr,
                    min_weight=min_weight, t_start=t_start, t_end=t_end, seed=seed, init=init, reference=reference,
                    progress=progress)
     for record, beta in zip(result.history, betas):
         record["beta"] = beta
     result.method = "drddim"
-    result.params = {k: v for k, v in result.params.items() if k not in ("beta", "fresh_noise_steps")} | {"eta": eta}
+    result.params = {k: v for k, v in result.params.items() if k != "beta"} | {"eta": eta}
     return result
