@@ -191,3 +191,14 @@ def test_ablation_of_a_weight_sets_it_and_refuses_impossible_values(tmp_path, im
         ablate.parse_value("lr", "0")
     with pytest.raises(ValueError, match="non-negative"):
         ablate.parse_value("obs_weight", "-1")
+
+
+def test_dmplug_rows_carry_the_oracle_labelled_apart_from_the_es_wmv_selection(tmp_path, image_dir, gauss):
+    imgs = bench.load_bench_images(str(image_dir), 32, 1)
+    rows = bench.run_bench(gauss, ["sr2"], ["dmplug", "hrdis"], imgs, tmp_path, params={"steps": 30})
+    dmplug = next(r for r in rows if r["method"] == "dmplug")
+    assert dmplug["psnr_oracle"] >= dmplug["psnr"] - 1e-6  # the oracle is the best iterate, the selection one of them
+    assert "psnr_oracle" not in next(r for r in rows if r["method"] == "hrdis")
+    written = bench.write_tables(rows, tmp_path, ["dmplug", "hrdis"], ["sr2"])
+    assert tmp_path / "table_psnr_oracle.md" in written
+    assert "not a restoration one could make without the truth" in (tmp_path / "table_psnr_oracle.md").read_text()
