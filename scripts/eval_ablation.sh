@@ -4,12 +4,9 @@
 # Usage: [PROCS=2] bash scripts/eval_ablation.sh [N, default 8] [OUT, default docs/bench/ablate-beta-3]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/_bench.sh
 n=${1:-8}
 out=${2:-docs/bench/ablate-beta-3}
 args=(--param beta --values 0,0.1,0.2,0.5,1 --tasks inpaint-box,sr4,deblur-nonlinear
       --images ../shared/data/celeba-10k.tar --first 9901 --num-images "$n" --precision bf16 --out "$out")
-if [ "${PROCS:-1}" -gt 1 ]; then
-  OMP_NUM_THREADS=1 torchrun --standalone --nproc_per_node "$PROCS" -m hrdis ablate "${args[@]}"
-else
-  hrdis ablate "${args[@]}"
-fi
+sharded ablate "${args[@]}"

@@ -49,9 +49,10 @@ def parse_value(param: str, text: str):
         if v != int(v) or v < 1:
             raise ValueError(f"steps must be positive integers, got {text}")
         return int(v)
-    if param in ("lr", "t_spacing") and not v > 0 or param in ("obs_weight", "reg_weight") and not v >= 0:
-        raise ValueError(f"{param} values must be {'positive' if param in ('lr', 't_spacing') else 'non-negative'}, "
-                         f"got {text}")
+    if param in ("lr", "t_spacing") and not v > 0:
+        raise ValueError(f"{param} values must be positive, got {text}")
+    if param in ("obs_weight", "reg_weight") and not v >= 0:
+        raise ValueError(f"{param} values must be non-negative, got {text}")
     return v
 
 

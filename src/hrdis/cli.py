@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from . import images, masks, metrics, operators
+from .ablate import PARAMS as ABLATION_PARAMS
 from .api import resolve_params, solve
 from .noise import parse_noise
 from .priors import load_prior
@@ -112,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(values as rows, tasks as columns) and one plot per task, ablation_TASK.png. t_spacing is the paper's "
         "epsilon: consecutive timesteps epsilon*T apart, grid ending at t=0, N steps (fewer if they do not fit "
         "below T)."))
-    a.add_argument("--param", required=True, choices=["beta", "steps", "t_spacing", "obs_weight", "reg_weight", "lr"])
+    a.add_argument("--param", required=True, choices=ABLATION_PARAMS)
     a.add_argument("--values", required=True, help="comma-separated values, e.g. 0,0.1,0.2,0.5,1")
     a.add_argument("--tasks", required=True, help="comma-separated tasks (task@noise allowed)")
     a.add_argument("--method", default="hrdis", help="the method whose parameter is swept (default hrdis)")
