@@ -202,3 +202,85 @@ def test_dmplug_rows_carry_the_oracle_labelled_apart_from_the_es_wmv_selection(t
     written = bench.write_tables(rows, tmp_path, ["dmplug", "hrdis"], ["sr2"])
     assert tmp_path / "table_psnr_oracle.md" in written
     assert "not a restoration one could make without the truth" in (tmp_path / "table_psnr_oracle.md").read_text()
+
+
+def test_a_failing_cell_is_an_error_row_and_a_rerun_retries_only_it(capsys, tmp_path, image_dir, tiny_prior_dir,
+                                                                      monkeypatch):
+    args = ["bench", "--tasks", "sr4,inpaint-ff20", "--methods", "hrdis,bicubic", "--images", image_dir, "--n", 2,
+            "--steps", 2, "--figures", 1, "--prior", tiny_prior_dir, "--out", tmp_path]
+    second = bench.load_bench_images(str(image_dir), 32, 2)[1].image
+    real_solve, calls = bench.solve, []
+
+    def flaky(y, op, prior, method, **kw):  # hrdis on sr4 breaks for the second image only
+        calls.append(method)
+        if method == "hrdis" and kw["task"].name == "sr4" and torch.equal(kw["reference"], second):
+            raise RuntimeError("boom\n  on two lines")
+        return real_solve(y, op, prior, method, **kw)
+
+    monkeypatch.setattr(bench, "solve", flaky)
+    code, out, err = run(capsys, *args)
+    assert code == 1 and len(calls) == 6  # the other five cells ran after the failure
+    rows = {r["key"]: r for r in lines(tmp_path / "rows.jsonl")}
+    failed = [r for r in rows.values() if "error" in r]
+    assert len(rows) == 6 and len(failed) == 1
+    bad = failed[0]
+    assert (bad["task"], bad["column"], bad["method"], bad["image"], bad["noise"], bad["seed"]) == \
+        ("sr4", "sr4", "hrdis", "000002.png", "none", 0)
+    assert bad["error"] == "RuntimeError: boom on two lines" and "psnr" not in bad and "seconds" not in bad
+    assert "cell sr4 / hrdis / 000002.png failed: RuntimeError: boom on two lines" in err
+    assert err.strip().splitlines()[-1].startswith("hrdis: 1 cell failed; see ")
+    assert "re-run the same command to retry them" in err.strip().splitlines()[-1]
+    # The tables are rendered from the finished cells and name the failed one.
+    psnr_md = (tmp_path / "table_psnr.md").read_text()
+    ok = rows[bad["key"].replace("000002.png", "000001.png")]
+    assert next(x for x in psnr_md.splitlines() if x.startswith("| hrdis |")).split("|")[2].strip() == \
+        f"{ok['psnr']:.2f}"
+    assert "**Failed cells** (1;" in psnr_md
+    assert "- hrdis, sr4: 1 of 2 image(s) failed, e.g. 000002.png: RuntimeError: boom on two lines" in psnr_md
+    cost = (tmp_path / "table_cost.md").read_text()
+    assert next(x for x in cost.splitlines() if x.startswith("| hrdis |")).split("|")[-2].strip() == "3"
+    assert "**Failed cells**" in cost
+    assert (tmp_path / "figure_sr4.png").is_file()
+    # Fixed: the re-run retries that cell only, and its success replaces the error row.
+    calls.clear()
+    monkeypatch.setattr(bench, "solve", lambda *a, **kw: calls.append(a[3]) or real_solve(*a, **kw))
+    code, out, err = run(capsys, *args)
+    assert code == 0, err
+    assert calls == ["hrdis"]
+    rerun = lines(tmp_path / "rows.jsonl")
+    assert len(rerun) == 6 and not any("error" in r for r in rerun)  # compacted: one line per cell
+    assert {r["key"]: r for r in rerun if r["key"] != bad["key"]} == {k: r for k, r in rows.items() if k != bad["key"]}
+    assert "Failed cells" not in (tmp_path / "table_psnr.md").read_text()
+
+
+def test_latest_row_per_cell_wins_across_rank_files(tmp_path):
+    def row(key, **kw):
+        return json.dumps({"key": key, "task": "sr4", "method": "hrdis", "image": key, **kw}) + "\n"
+
+    (tmp_path / "rows.jsonl").write_text(row("a", error="RuntimeError: x") + row("b", psnr=20.0) + row("c", psnr=21.0))
+    (tmp_path / "rows.rank1.jsonl").write_text(row("a", psnr=22.0) + row("b", error="RuntimeError: late")
+                                               + row("d", error="ValueError: y") + row("d", error="ValueError: z"))
+    merged = {r["key"]: r for r in bench.merge_rank_rows(tmp_path)}
+    assert merged["a"] == {"key": "a", "task": "sr4", "method": "hrdis", "image": "a", "psnr": 22.0}
+    assert merged["b"]["psnr"] == 20.0  # an error row never replaces a finished one
+    assert merged["d"]["error"] == "ValueError: z"
+    assert [r["key"] for r in lines(tmp_path / "rows.jsonl")] == ["a", "b", "c", "d"]
+    assert not list(tmp_path.glob("rows.rank*.jsonl"))
+
+
+def test_interrupts_and_argument_errors_still_stop_the_bench(capsys, tmp_path, image_dir, gauss, tiny_prior_dir,
+                                                              monkeypatch):
+    imgs = bench.load_bench_images(str(image_dir), 32, 1)
+
+    def interrupted(*a, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bench, "solve", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        bench.run_bench(gauss, ["sr4"], ["hrdis"], imgs, tmp_path / "k")
+    assert not (tmp_path / "k" / "rows.jsonl").read_text()
+    capsys.readouterr()
+    code, _, err = run(capsys, "bench", "--tasks", "sr4", "--methods", "hrdis", "--images", image_dir, "--n", 1,
+                       "--steps", -1, "--prior", tiny_prior_dir, "--out", tmp_path / "s")
+    assert code == 2 and err.strip() == "hrdis: error: --steps must be a positive integer, got -1"
+    assert not (tmp_path / "s").exists()

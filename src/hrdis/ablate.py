@@ -103,6 +103,7 @@ def write_ablation(rows: list[dict], out: str | Path, param: str, values: list, 
         if param == "t_spacing":
             notes.append("t_spacing: epsilon, the gap between consecutive timesteps as a fraction of T; "
                          "grid ends at t = 0 (see hrdis.ablate).")
+        notes += bench.failure_notes(rows, values, labels, row_of=_value_of)
         md, csv_text = bench._render(table, metric, values, labels, f"{param} \\ {metric}", notes,
                                      f"Ablation of {param} ({rows[0]['method'] if rows else ''})", param)
         images.atomic_write_bytes(out / f"ablation_{metric}.md", md.encode())

@@ -1,9 +1,11 @@
 """Benchmark: every (task, method, image) cell, one JSON line per finished cell, then tables.
 
 Rows are appended to ``OUT/rows.jsonl`` as each cell finishes (flushed and fsynced), and a re-run
-skips the cells already there, so an interrupted run loses at most the cell in flight. Tables
-(Markdown + CSV, one per metric, methods as rows and tasks as columns) and figure grids are rebuilt
-from the rows at the end of every run.
+skips the cells already there, so an interrupted run loses at most the cell in flight. A cell that raises
+gets an *error row* (its identifying keys and ``"error": "Type: message"``, no metrics) and the run goes
+on; a re-run retries error rows, and the latest row per cell wins (``all_rows``). Tables (Markdown + CSV,
+one per metric, methods as rows and tasks as columns) and figure grids are rebuilt from the rows at the end
+of every run; means leave error rows out and the Markdown lists them under "Failed cells".
 
 A *column* is a task measured under one noise model (``inpaint-ff20@gaussian:0.05``; plain ``sr4`` is
 noiseless), optionally with extra solver parameters and a tag (ablations: ``beta=0.5``); ``SUITES`` name
@@ -30,6 +32,7 @@ import json
 import os
 import re
 import statistics
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -241,8 +244,9 @@ def run_cells(prior: Prior, columns: list[Column], methods: list[str], bench_ima
               out: str | Path, seed: int = 0, figures: int = 4, params: dict | None = None,
               rank: int = 0, world: int = 1, extra: dict | None = None, lpips_model=None,
               inception=None) -> list[dict]:
-    """Run the missing (column, method, image) cells of this rank (every ``world``-th cell, in a fixed
-    order) and return all rows found in ``out``. ``extra`` is copied into every new row. With
+    """Run the missing or failed (column, method, image) cells of this rank (every ``world``-th cell, in a
+    fixed order) and return all rows found in ``out``. A cell that raises an ``Exception`` gets an error row
+    (see ``is_error``) and the next cell runs. ``extra`` is copied into every new row. With
     ``lpips_model`` (``perceptual.LPIPS``) rows get ``lpips``; with ``inception``
     (``perceptual.InceptionFeatures``) the features for ``write_fid_table`` are saved."""
     out = Path(out)
@@ -253,7 +257,7 @@ def run_cells(prior: Prior, columns: list[Column], methods: list[str], bench_ima
     for m in methods:
         get_method(m)
     noise_models = {c.noise: parse_noise(c.noise) for c in columns}
-    done = {r["key"] for p in out.glob("rows*.jsonl") for r in read_rows(p)}
+    done = {r["key"] for r in all_rows(out) if not is_error(r)}  # error rows are retried
     size = bench_images[0].image.shape[-1]
     runnable = {(c.task, m) for c in columns for m in methods if applicable(m, c.task, size)}
     # A rank takes every world-th (column, image) with all its methods, so slow and fast methods mix on every rank.
@@ -265,45 +269,90 @@ def run_cells(prior: Prior, columns: list[Column], methods: list[str], bench_ima
     drop_partial_line(rows_path)
     with open(rows_path, "a") as f:
         for col, method, im in tqdm(todo, desc="bench" if world == 1 else f"bench rank {rank}", unit="cell"):
-            task = get_task(col.task)
-            noise_model = noise_models[col.noise]
-            op = task.make_operator(im.image.shape[-1], im.index)
-            y = noise_model(op(im.image), seed=im.index)  # simulated on the CPU: the same on every device
-            truth = im.image
-            if device.type != "cpu":
-                op, y, truth = op.to(device), y.to(device), truth.to(device)
-            with PeakMemory(device) as mem:
-                # The truth only records per-step PSNR and, for DMPlug, the oracle iterate its paper reports;
-                # no solver reads it to choose its result (api.solve picks restarts by residual).
-                result = solve(y, op, prior, method, task=task, noise=noise_model, seed=seed, reference=truth,
-                               **{**(params or {}), **dict(col.params)})
-            row = {"key": cell_key(col.task, method, im.name, col.noise, seed, col.tag), "task": col.task,
-                   "column": col.label, "tag": col.tag, "method": method, "image": im.name, "noise": col.noise,
-                   "seed": seed, "psnr": metrics.psnr(result.image, truth)[0],
-                   "ssim": metrics.ssim(result.image, truth)[0],
-                   "hf_ratio": metrics.hf_ratio(result.image, truth)[0],
-                   "residual": metrics.residual(result.image, y, op)[0], "seconds": result.seconds,
-                   "nfe": result.nfe, "backprop": result.backprop, "peak_mem_mb": mem.peak_mb,
-                   "mem_method": mem.method, "device": str(device), "rank": rank, "params": result.params,
-                   **(extra or {})}
-            if "oracle_image" in result.extras:  # DMPlug: the best iterate by ground truth, labelled as such
-                row["psnr_oracle"] = metrics.psnr(result.extras["oracle_image"], truth)[0]
-            if lpips_model is not None:
-                row["lpips"] = lpips_model.distance(result.image, truth)[0]
-            if inception is not None:  # saved before the row, so a finished cell always has its features
-                _save_features(fid_feature_path(out, row["key"]), inception, result.image)
-                truth_path = fid_feature_path(out, _truth_key(im.name))
-                if not truth_path.is_file():
-                    _save_features(truth_path, inception, truth)
+            key = cell_key(col.task, method, im.name, col.noise, seed, col.tag)
+            try:
+                fields = _run_cell(prior, col, method, im, noise_models[col.noise], key, out, seed=seed,
+                                   params={**(params or {}), **dict(col.params)}, device=device,
+                                   figure=im.name in fig_names, lpips_model=lpips_model, inception=inception)
+            except Exception as exc:  # one broken cell must not cost the others; Ctrl-C still stops the run
+                fields = {"error": error_text(exc)}
+                tqdm.write(f"hrdis: cell {col.label}{' ' + col.tag if col.tag else ''} / {method} / {im.name} "
+                           f"failed: {fields['error']} (written as an error row; a re-run retries it)",
+                           file=sys.stderr)
+            row = {"key": key, "task": col.task, "column": col.label, "tag": col.tag, "method": method,
+                   "image": im.name, "noise": col.noise, "seed": seed, **fields, "device": str(device),
+                   "rank": rank, **(extra or {})}
             f.write(json.dumps(row, default=str) + "\n")
             f.flush()
             os.fsync(f.fileno())
-            if im.name in fig_names:
-                fig_dir = out / "cells" / safe_name(col.label + (f"_{col.tag}" if col.tag else ""))
-                images.write_image(result.image, fig_dir / f"{Path(im.name).stem}_{method}.png")
-                images.write_image(_displayable(op.measurement_image(y), truth), fig_dir / f"{Path(im.name).stem}_y.png")
-                images.write_image(im.image, fig_dir / f"{Path(im.name).stem}_truth.png")
     return all_rows(out)
+
+
+def _run_cell(prior: Prior, col: Column, method: str, im: BenchImage, noise_model, key: str, out: Path, *,
+              seed: int, params: dict, device: torch.device, figure: bool, lpips_model, inception) -> dict:
+    """Solve and score one cell: its metric fields. Features and figures are saved before the row is
+    written, so a finished cell always has them."""
+    task = get_task(col.task)
+    op = task.make_operator(im.image.shape[-1], im.index)
+    y = noise_model(op(im.image), seed=im.index)  # simulated on the CPU: the same on every device
+    truth = im.image
+    if device.type != "cpu":
+        op, y, truth = op.to(device), y.to(device), truth.to(device)
+    with PeakMemory(device) as mem:
+        # The truth only records per-step PSNR and, for DMPlug, the oracle iterate its paper reports;
+        # no solver reads it to choose its result (api.solve picks restarts by residual).
+        result = solve(y, op, prior, method, task=task, noise=noise_model, seed=seed, reference=truth, **params)
+    fields = {"psnr": metrics.psnr(result.image, truth)[0], "ssim": metrics.ssim(result.image, truth)[0],
+              "hf_ratio": metrics.hf_ratio(result.image, truth)[0],
+              "residual": metrics.residual(result.image, y, op)[0], "seconds": result.seconds,
+              "nfe": result.nfe, "backprop": result.backprop, "peak_mem_mb": mem.peak_mb,
+              "mem_method": mem.method, "params": result.params}
+    if "oracle_image" in result.extras:  # DMPlug: the best iterate by ground truth, labelled as such
+        fields["psnr_oracle"] = metrics.psnr(result.extras["oracle_image"], truth)[0]
+    if lpips_model is not None:
+        fields["lpips"] = lpips_model.distance(result.image, truth)[0]
+    if inception is not None:
+        _save_features(fid_feature_path(out, key), inception, result.image)
+        truth_path = fid_feature_path(out, _truth_key(im.name))
+        if not truth_path.is_file():
+            _save_features(truth_path, inception, truth)
+    if figure:
+        fig_dir = out / "cells" / safe_name(col.label + (f"_{col.tag}" if col.tag else ""))
+        images.write_image(result.image, fig_dir / f"{Path(im.name).stem}_{method}.png")
+        images.write_image(_displayable(op.measurement_image(y), truth), fig_dir / f"{Path(im.name).stem}_y.png")
+        images.write_image(im.image, fig_dir / f"{Path(im.name).stem}_truth.png")
+    return fields
+
+
+def error_text(exc: BaseException) -> str:
+    """``"Type: message"`` on one line (torch messages span several)."""
+    message = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def is_error(row: dict) -> bool:
+    return "error" in row
+
+
+def failed_cells(rows: list[dict], row_names: list, col_names: list, row_of=lambda r: r["method"]) -> list[dict]:
+    """The error rows of the given table rows (methods by default) and columns (labels)."""
+    return [r for r in rows if is_error(r) and row_of(r) in row_names and _col(r) in col_names]
+
+
+def failure_notes(rows: list[dict], row_names: list, col_names: list, row_of=lambda r: r["method"]) -> list[str]:
+    """Markdown footer naming, per (row, column), how many images failed and the first error; empty if none."""
+    groups: dict = {}
+    for r in failed_cells(rows, row_names, col_names, row_of):
+        groups.setdefault((row_of(r), _col(r)), []).append(r)
+    if not groups:
+        return []
+    notes = ["", f"**Failed cells** ({sum(map(len, groups.values()))}; left out of the means, a re-run of the "
+             "same command retries them):"]
+    for (name, col), failed in groups.items():
+        n = sum(1 for r in rows if row_of(r) == name and _col(r) == col)
+        notes.append(f"- {name}, {col}: {len(failed)} of {n} image(s) failed, e.g. {failed[0]['image']}: "
+                     f"{failed[0]['error']}")
+    return notes
 
 
 def fid_feature_path(out: str | Path, key: str) -> Path:
@@ -334,23 +383,24 @@ def drop_partial_line(path: Path) -> None:
 
 
 def all_rows(out: str | Path) -> list[dict]:
-    """Every row in ``out``'s rows*.jsonl, one per cell key (the first seen)."""
-    rows, seen = [], set()
+    """Every row in ``out``'s rows*.jsonl, one per cell key: the latest (rows.jsonl, then the rank files, each in
+    order), so a retried cell's success replaces its error row; an error row never replaces a finished row."""
+    latest: dict[str, dict] = {}
     for p in sorted(Path(out).glob("rows*.jsonl")):
         for r in read_rows(p):
-            if r["key"] not in seen:
-                seen.add(r["key"])
-                rows.append(r)
-    return rows
+            if not is_error(r) or is_error(latest.get(r["key"], r)):
+                latest[r["key"]] = r
+    return list(latest.values())
 
 
 def merge_rank_rows(out: str | Path) -> list[dict]:
-    """Fold rows.rank*.jsonl into rows.jsonl (one line per cell) and remove them; returns all rows."""
+    """Fold rows.rank*.jsonl into rows.jsonl (one line per cell, the latest) and remove them; returns all rows.
+    Also compacts rows.jsonl when retried cells left superseded lines in it."""
     out = Path(out)
     rank_files = sorted(out.glob("rows.rank*.jsonl"))
-    if not rank_files:
-        return all_rows(out)
     rows = all_rows(out)
+    if not rank_files and len(read_rows(out / "rows.jsonl")) == len(rows):
+        return rows
     images.atomic_write_bytes(out / "rows.jsonl", "".join(json.dumps(r, default=str) + "\n" for r in rows).encode())
     for p in rank_files:
         p.unlink()
@@ -406,10 +456,11 @@ def write_tables(rows: list[dict], out: str | Path, methods: list[str], tasks: l
     tasks = [t.label if isinstance(t, Column) else t for t in tasks]
     written = []
     optional = [m for m in OPTIONAL_METRICS if any(r.get(m) is not None for r in rows)]
+    failures = failure_notes(rows, methods, tasks)
     for metric in (*METRICS, *optional):
-        table = summarise(rows, metric, methods, tasks)
+        table = summarise(rows, metric, methods, tasks)  # error rows have no metrics: left out of the means
         md, csv_text = _render(table, metric, methods, tasks, metric,
-                               [METRIC_NOTES[metric]] if metric in METRIC_NOTES else [], title, "method")
+                               ([METRIC_NOTES[metric]] if metric in METRIC_NOTES else []) + failures, title, "method")
         images.atomic_write_bytes(out / f"table_{metric}.md", md.encode())
         images.atomic_write_bytes(out / f"table_{metric}.csv", csv_text.encode())
         written.append(out / f"table_{metric}.md")
@@ -429,12 +480,13 @@ def write_fid_table(rows: list[dict], out: str | Path, methods: list[str], tasks
     for m in methods:
         for t in tasks:
             paths = [(fid_feature_path(out, r["key"]), fid_feature_path(out, _truth_key(r["image"])))
-                     for r in rows if r["method"] == m and _col(r) == t]
+                     for r in rows if r["method"] == m and _col(r) == t and not is_error(r)]
             pairs = [(np.load(p), np.load(q)) for p, q in paths if p.is_file() and q.is_file()]
             if len(pairs) >= 2:
                 restored, truths = (np.stack(side) for side in zip(*pairs))
                 table[(m, t)] = (fid_from_features(restored, truths), len(pairs))
-    md, csv_text = _render(table, "fid", methods, tasks, "fid", [METRIC_NOTES["fid"]], title, "method",
+    notes = [METRIC_NOTES["fid"]] + failure_notes(rows, methods, tasks)
+    md, csv_text = _render(table, "fid", methods, tasks, "fid", notes, title, "method",
                            count_text="Over {} images per cell.")
     images.atomic_write_bytes(out / "table_fid.md", md.encode())
     images.atomic_write_bytes(out / "table_fid.csv", csv_text.encode())
@@ -447,6 +499,8 @@ def write_cost_table(rows: list[dict], out: str | Path, methods: list[str], task
     out = Path(out)
     if tasks is not None:
         rows = [r for r in rows if _col(r) in set(tasks)]
+    failures = failure_notes(rows, methods, sorted({_col(r) for r in rows}))
+    rows = [r for r in rows if not is_error(r)]  # failed cells have no costs
     header = ["method", "s / image", "NFE", "backprop", "peak MB (mean)", "peak MB (max)", "cells"]
     md = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     buf = io.StringIO()
@@ -468,7 +522,7 @@ def write_cost_table(rows: list[dict], out: str | Path, methods: list[str], task
     md += ["", f"Over {len({_col(r) for r in rows})} column(s) ({', '.join(sorted({_col(r) for r in rows}))}); "
            f"device: {', '.join(devices)}. NFE: network evaluations (all restarts). Backprop: whether the method "
            "differentiates through the network.", "Peak memory: " +
-           "; ".join(MEMORY_METHODS.get(k, k) for k in mem_methods) + "."]
+           "; ".join(MEMORY_METHODS.get(k, k) for k in mem_methods) + "."] + failures
     images.atomic_write_bytes(out / "table_cost.md", ("\n".join(md) + "\n").encode())
     images.atomic_write_bytes(out / "table_cost.csv", buf.getvalue().encode())
     return out / "table_cost.md"

@@ -315,7 +315,7 @@ def _perceptual_models(args, device: torch.device):
     return lpips_model, inception
 
 
-def cmd_bench(args) -> None:
+def cmd_bench(args) -> int:
     from . import bench
 
     rank, world = _dist_env()
@@ -328,12 +328,12 @@ def cmd_bench(args) -> None:
             columns, title = bench.parse_columns(args.tasks, args.noise), None
         methods = [m for m in args.methods.split(",") if m]
         bench_images = bench.load_bench_images(args.images, prior.image_size, args.n, args.first)
-        params = {"steps": args.steps} if args.steps else None
+        params = _steps_override(args.steps)
         bench.run_bench(prior, columns, methods, bench_images, args.out, seed=args.seed, figures=args.figures,
                         params=params, rank=rank, world=world, lpips_model=lpips_model, inception=inception)
         _dist_done(world)
         if rank != 0:
-            return
+            return 0  # rank 0 reports the failures of all ranks
         rows = bench.merge_rank_rows(args.out)
         tables = bench.write_tables(rows, args.out, methods, columns, title=title)
         if inception is not None:
@@ -341,11 +341,31 @@ def cmd_bench(args) -> None:
         bench.write_figures(args.out, methods, columns)
         print((Path(args.out) / "table_psnr.md").read_text())
         print(f"{len(rows)} rows in {args.out}; tables: {', '.join(p.name for p in tables)}")
+        return _report_failures(bench.failed_cells(rows, methods, [c.label for c in columns]), args.out)
     finally:
         _dist_close(world)
 
 
-def cmd_ablate(args) -> None:
+def _steps_override(steps: int | None) -> dict | None:
+    """``--steps`` as solver parameters, checked before the run (inside it every cell would fail alike)."""
+    if steps is None:
+        return None
+    if steps < 1:
+        raise ValueError(f"--steps must be a positive integer, got {steps}")
+    return {"steps": steps}
+
+
+def _report_failures(failed: list[dict], out) -> int:
+    """Exit status 1 with a one-line summary when cells failed (after every other cell and the tables)."""
+    if not failed:
+        return 0
+    print(f"hrdis: {len(failed)} cell{'s' if len(failed) > 1 else ''} failed; see the \"error\" rows in "
+          f"{Path(out) / 'rows.jsonl'} and \"Failed cells\" in the tables; re-run the same command to retry them",
+          file=sys.stderr)
+    return 1
+
+
+def cmd_ablate(args) -> int:
     from . import ablate, bench
 
     values = [ablate.parse_value(args.param, v) for v in args.values.split(",") if v.strip()]
@@ -361,18 +381,20 @@ def cmd_ablate(args) -> None:
         prior = _load_prior(args)
         tasks = [t for t in args.tasks.split(",") if t]
         bench_images = bench.load_bench_images(args.images, prior.image_size, args.n, args.first)
-        params = {"steps": args.steps} if args.steps else None
+        params = _steps_override(args.steps)
         ablate.run_ablation(prior, args.param, values, tasks, bench_images, args.out, method=args.method,
                             noise=args.noise, seed=args.seed, params=params, figures=args.figures,
                             rank=rank, world=world)
         _dist_done(world)
         if rank != 0:
-            return
+            return 0
         bench.merge_rank_rows(args.out)
         rows = [r for r in bench.all_rows(args.out) if r.get("param") == args.param and r["method"] == args.method]
         written = ablate.write_ablation(rows, args.out, args.param, values, tasks, plots=not args.no_plots)
         print((Path(args.out) / "ablation_psnr.md").read_text())
         print(f"{len(rows)} rows in {args.out}; wrote {', '.join(p.name for p in written)}")
+        labels = [c.label for c in bench.parse_columns(tasks, args.noise)]
+        return _report_failures(bench.failed_cells(rows, values, labels, row_of=ablate._value_of), args.out)
     finally:
         _dist_close(world)
 
@@ -420,14 +442,14 @@ def main(argv: list[str] | None = None) -> int:
         return perf_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
-        COMMANDS[args.command](args)
+        status = COMMANDS[args.command](args) or 0  # bench/ablate: 1 when some cells failed
     except (ValueError, TypeError, OSError, FloatingPointError) as exc:
         print(f"hrdis: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("hrdis: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return status
 
 
 if __name__ == "__main__":
