@@ -35,8 +35,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, help="HRDIS steps (default: the task preset, 300)")
     p.add_argument("--noise", default="none", help="measurement noise, e.g. poisson:1.0 (shot noise of a dark scene)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--gain-lr", type=float, help="Adam learning rate of log f (default: the solver's, 0.01)")
-    p.add_argument("--offset-lr", type=float, help="Adam learning rate of M's grid (default: the solver's, 0.01)")
+    p.add_argument("--gain-lr", type=float, help="Adam learning rate of log f (default: the solver's, 0.03)")
+    p.add_argument("--offset-lr", type=float, help="Adam learning rate of M's grid (default: the solver's, 0.03)")
+    p.add_argument("--estimate-below", type=int,
+                   help="update f and M only below this timestep (default: the solver's, 100; 1000 = every step, as in the paper)")
     p.add_argument("--offset-grid", type=int, help="side of M's grid (default: the solver's, 4)")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="the network's precision")
     p.add_argument("--prior", default="bundled", help="'bundled' or a prior folder")
@@ -62,7 +64,8 @@ def main(argv=None) -> None:
         operator = get_task(TASK).make_operator(prior.image_size, face.index)  # the true f and M, for simulation
         observed = noise(operator(face.image), seed=face.index)
         overrides = {k: v for k, v in (("gain_lr", args.gain_lr), ("offset_lr", args.offset_lr),
-                                       ("offset_grid", args.offset_grid)) if v is not None}
+                                       ("offset_grid", args.offset_grid),
+                                       ("estimate_below", args.estimate_below)) if v is not None}
         result = solve(observed, operator, prior, "hrdis-blind", task=TASK, noise=noise, seed=args.seed,
                        steps=args.steps, **overrides)
         psnr = {name: metrics.psnr(x, face.image)[0]
