@@ -145,6 +145,15 @@ def test_ablation_t_spacing_rows(tmp_path, image_dir, gauss):
     assert "epsilon" in (tmp_path / "ablation_psnr.md").read_text()
 
 
+def test_ablation_tables_under_noise_show_the_noisy_cells(tmp_path, image_dir, gauss):
+    imgs = bench.load_bench_images(str(image_dir), 32, 1)
+    rows = ablate.run_ablation(gauss, "beta", [0.0, 1.0], ["sr4"], imgs, tmp_path, noise="gaussian:0.05",
+                               params={"steps": 3})
+    ablate.write_ablation(rows, tmp_path, "beta", [0.0, 1.0], ["sr4"], plots=False, noise="gaussian:0.05")
+    md = (tmp_path / "ablation_psnr.md").read_text()
+    assert "sr4@gaussian:0.05" in md and "—" not in md.split("| 0.0 |")[1].splitlines()[0]
+
+
 def test_diversity_cli(capsys, tmp_path, image_dir, tiny_prior_dir):
     code, out, err = run(capsys, "diversity", "--input", image_dir / "000001.png", "--task", "sr4", "--seeds", 3,
                          "--steps", 2, "--prior", tiny_prior_dir, "--out", tmp_path)

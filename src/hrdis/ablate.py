@@ -92,10 +92,11 @@ def _value_of(r: dict):
 
 
 def write_ablation(rows: list[dict], out: str | Path, param: str, values: list, tasks: list[str],
-                   plots: bool = True) -> list[Path]:
-    """ablation_{metric}.md/.csv (values as rows, tasks as columns) and ablation_{task}.png plots."""
+                   plots: bool = True, noise: str = "none") -> list[Path]:
+    """ablation_{metric}.md/.csv (values as rows, tasks as columns, each under ``noise`` as in
+    ``run_ablation``) and ablation_{task}.png plots."""
     out = Path(out)
-    labels = [c.label for c in bench.parse_columns(tasks)] if tasks else []
+    labels = [c.label for c in bench.parse_columns(tasks, noise)] if tasks else []
     written = []
     for metric in bench.METRICS:
         table = bench.summarise(rows, metric, values, labels, row_of=_value_of)

@@ -390,7 +390,8 @@ def cmd_ablate(args) -> int:
             return 0
         bench.merge_rank_rows(args.out)
         rows = [r for r in bench.all_rows(args.out) if r.get("param") == args.param and r["method"] == args.method]
-        written = ablate.write_ablation(rows, args.out, args.param, values, tasks, plots=not args.no_plots)
+        written = ablate.write_ablation(rows, args.out, args.param, values, tasks, plots=not args.no_plots,
+                                         noise=args.noise)
         print((Path(args.out) / "ablation_psnr.md").read_text())
         print(f"{len(rows)} rows in {args.out}; wrote {', '.join(p.name for p in written)}")
         labels = [c.label for c in bench.parse_columns(tasks, args.noise)]
