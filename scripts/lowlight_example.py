@@ -37,6 +37,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--gain-lr", type=float, help="Adam learning rate of log f (default: the solver's, 0.03)")
     p.add_argument("--offset-lr", type=float, help="Adam learning rate of M's grid (default: the solver's, 0.03)")
+    p.add_argument("--obs-weight", type=float, help="lambda_1 (default: the task preset's, 1.0; 0.1 or 0.05 with --noise)")
     p.add_argument("--estimate-below", type=int,
                    help="update f and M only below this timestep (default: the solver's, 100; 1000 = every step, as in the paper)")
     p.add_argument("--offset-grid", type=int, help="side of M's grid (default: the solver's, 4)")
@@ -65,7 +66,8 @@ def main(argv=None) -> None:
         observed = noise(operator(face.image), seed=face.index)
         overrides = {k: v for k, v in (("gain_lr", args.gain_lr), ("offset_lr", args.offset_lr),
                                        ("offset_grid", args.offset_grid),
-                                       ("estimate_below", args.estimate_below)) if v is not None}
+                                       ("estimate_below", args.estimate_below),
+                                       ("obs_weight", args.obs_weight)) if v is not None}
         result = solve(observed, operator, prior, "hrdis-blind", task=TASK, noise=noise, seed=args.seed,
                        steps=args.steps, **overrides)
         psnr = {name: metrics.psnr(x, face.image)[0]
