@@ -23,6 +23,7 @@ from .noise import NoNoise, Noise, parse_noise
 from .operators import Operator
 from .priors import Prior
 from .solvers import SolveResult, get_method
+from .solvers.base import check_positive_int
 from .tasks import Task, get_task
 
 RESTART_SEED_STRIDE = 1000  # restart k runs at seed + 1000 k (image b of it at seed + 1000 k + b)
@@ -54,8 +55,7 @@ def solve(y: torch.Tensor, operator: Operator, prior: Prior, method: str = "hrdi
     m.check_operator(operator)
     kwargs = resolve_params(method, task, noise if noise is not None else NoNoise(), restarts=restarts, **params)
     restarts = kwargs.pop("restarts", 1)  # solve's business, not the solver's
-    if not isinstance(restarts, int) or isinstance(restarts, bool) or restarts < 1:
-        raise ValueError(f"restarts must be a positive integer, got {restarts!r}")
+    check_positive_int("restarts", restarts)
     seeds = [seed + RESTART_SEED_STRIDE * k if isinstance(seed, int) else [s + RESTART_SEED_STRIDE * k for s in seed]
              for k in range(restarts)]
     runs = [m.solver(y, operator, prior, seed=s, reference=reference, progress=progress, **kwargs) for s in seeds]

@@ -38,8 +38,7 @@ def check_inputs(y: torch.Tensor, operator: Operator, prior: Prior | None, steps
         raise TypeError(f"the measurement must be a torch.Tensor, got {type(y).__name__}")
     if not torch.isfinite(y).all():
         raise ValueError("the measurement contains NaN or Inf values; clean or re-read the observation")
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps <= 0:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    check_positive_int("steps", steps)
     x_shape = operator.pinv(y[:1]).shape
     channels = getattr(prior, "channels", 3)
     if x_shape[1] != channels:
@@ -60,6 +59,11 @@ def check_unit_interval(name: str, value: float) -> None:
 def check_positive(name: str, value: float) -> None:
     if not (isinstance(value, (int, float)) and value > 0 and math.isfinite(value)):
         raise ValueError(f"{name} must be a positive number, got {value!r}")
+
+
+def check_positive_int(name: str, value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 def psnr_tensor(x: torch.Tensor, reference: torch.Tensor) -> float:

@@ -42,7 +42,7 @@ from tqdm import tqdm
 from ..nonlinear import BlindGainOffset
 from ..operators import Identity, Operator
 from ..priors import Prior
-from .base import BatchNoise, SolveResult, check_inputs, check_positive, psnr_tensor
+from .base import BatchNoise, SolveResult, check_inputs, check_positive, check_positive_int, psnr_tensor
 from .hrdis import check_settings, draw_hybrid_noise, hrdis_step
 
 # Intensity percentiles of a well-exposed face (see the module docstring).
@@ -115,12 +115,10 @@ def hrdis_blind(
     check_settings(beta, lr, obs_weight, reg_weight)
     for name, value in (("gain_lr", gain_lr), ("offset_lr", offset_lr)):
         check_positive(name, value)
-    if not isinstance(offset_grid, int) or isinstance(offset_grid, bool) or offset_grid < 1:
-        raise ValueError(f"offset_grid must be a positive integer, got {offset_grid!r}")
+    check_positive_int("offset_grid", offset_grid)
     if gain_init is not None:
         check_positive("gain_init", gain_init)
-    if isinstance(estimate_below, bool) or not isinstance(estimate_below, int) or estimate_below < 1:
-        raise ValueError(f"estimate_below must be a positive timestep, got {estimate_below!r}")
+    check_positive_int("estimate_below", estimate_below)
     start = time.perf_counter()
     generator = BatchNoise(seed, y.shape[0])
     y = y.float()

@@ -38,7 +38,7 @@ from tqdm import tqdm
 from ..operators import Operator
 from ..priors import Prior
 from ..sampling import ddim_step
-from .base import BatchNoise, SolveResult, check_inputs, check_positive, psnr_tensor, randn
+from .base import BatchNoise, SolveResult, check_inputs, check_positive, check_positive_int, psnr_tensor, randn
 from ._common import check_grid, image_shape, next_timestep, psnr_per_image
 
 
@@ -55,8 +55,7 @@ class WindowedVarianceStop:
 
     def __init__(self, window: int = 100, patience: int = 100):
         for name, v in (("window", window), ("patience", patience)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"ES-WMV {name} must be a positive integer, got {v!r}")
+            check_positive_int(f"ES-WMV {name}", v)
         self.window, self.patience = window, patience
         self.recent: deque[torch.Tensor] = deque()
         self.total = self.total_sq = None  # running sums over the window, float64: O(1) per update
@@ -157,8 +156,7 @@ def dmplug(
             to choose ``image``).
     """
     check_inputs(y, operator, prior, steps)
-    if not isinstance(ddim_steps, int) or isinstance(ddim_steps, bool) or ddim_steps < 1:
-        raise ValueError(f"ddim_steps must be a positive integer, got {ddim_steps!r}")
+    check_positive_int("ddim_steps", ddim_steps)
     check_grid(ddim_steps, prior.schedule)
     check_positive("lr", lr)
     stop = WindowedVarianceStop(window, patience)

@@ -27,7 +27,7 @@ import torch
 from ..operators import Operator
 from ..priors import Prior
 from ..schedule import VPSchedule
-from .base import SolveResult, check_unit_interval
+from .base import SolveResult, check_positive_int, check_unit_interval
 from .hrdis import hrdis
 
 
@@ -68,8 +68,7 @@ def drddim(
     as in HRDIS). One network evaluation per step, no backprop through the network.
     """
     check_unit_interval("eta", eta)
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps <= 0:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    check_positive_int("steps", steps)
     betas = ddim_fresh_fraction(prior.schedule, prior.schedule.timesteps(steps, t_start, t_end), eta)
     betas = [1.0 if n < fresh_noise_steps else b for n, b in enumerate(betas)]
     result = hrdis(y, operator, prior, steps=steps, beta=betas, obs_weight=obs_weight, reg_weight=reg_weight, lr=lr,
