@@ -84,6 +84,11 @@ def test_bench_resumes_only_missing_cells(tmp_path, image_dir, gauss, monkeypatc
     assert rows2[:5] == rows[:5]  # finished cells were not redone
     bench.run_bench(gauss, cols, methods, imgs, out, params={"steps": 2})
     assert len(calls) == 3  # nothing left
+    # Resuming with other settings would mix two settings in one table: refused before any cell runs.
+    with pytest.raises(ValueError, match=r"hrdis rows for sr4 made with steps 2 \(now 3\); use a new --out"):
+        bench.run_bench(gauss, cols, methods, imgs, out, params={"steps": 3})
+    assert len(calls) == 3
+    bench.run_bench(gauss, cols, ["hrdis"], imgs, out, params={"steps": 2, "beta": 0.2})  # the same settings, spelt out
 
 
 def test_tables_contents(tmp_path, image_dir, gauss):

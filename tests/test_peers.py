@@ -188,6 +188,23 @@ def test_task_parameters():
     assert resolve_params("drddim", "sr4") == {"steps": 100, "obs_weight": 1.0, "reg_weight": 0.2, "lr": 0.5}
 
 
+def test_presets_take_the_overrides_tuned_for_the_priors_image_size():
+    table5 = resolve_params("hrdis", "inpaint-box")
+    assert table5["lr"] == 0.1 and resolve_params("hrdis", "inpaint-box", image_size=256) == table5
+    assert resolve_params("hrdis", "inpaint-box", image_size=64) == {**table5, "lr": 0.02}
+    assert resolve_params("reddiff", "sr4", image_size=64)["lr"] == 0.02  # peers share the weights
+    assert resolve_params("hrdis", "sr4", image_size=64, lr=0.3)["lr"] == 0.3  # the caller wins
+    noisy = resolve_params("hrdis", "inpaint-box", "gaussian:0.05", image_size=64)
+    assert noisy["lr"] == 0.02 and noisy["obs_weight"] == pytest.approx(0.1)
+    # solve takes the size from the prior
+    x = torch.zeros(1, 3, 64, 64)
+    op = operators.Inpainting(torch.ones(64, 64))
+    result = solve(op(x), op, GaussianPrior(image_size=64), "hrdis", task="inpaint-box", steps=2)
+    assert result.params["lr"] == 0.02
+    result = solve(op(x), op, GaussianPrior(), "hrdis", task="inpaint-box", steps=2)
+    assert result.params["lr"] == 0.1
+
+
 # ------------------------------------------------------------------------------------------------
 # DDRM's SVDs
 

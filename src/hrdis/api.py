@@ -1,8 +1,8 @@
 """The Python entry point: ``solve(y, operator, prior, method=..., task=...)``.
 
 Parameters resolve in this order, later winning: what the method takes from the task (for the HRDIS
-family, Table 5 adjusted for noise), the method's defining parameters (e.g. RED-diff's beta = 1), then
-the caller's keyword arguments.
+family, Table 5 with the task's overrides for the prior's image size, adjusted for noise), the method's
+defining parameters (e.g. RED-diff's beta = 1), then the caller's keyword arguments.
 
 ``restarts`` (a parameter like any other, e.g. in the phase-retrieval preset) runs the solver with seeds
 seed, seed + 1000, seed + 2000, ... (``RESTART_SEED_STRIDE``) and keeps, per image, the run with the
@@ -17,6 +17,8 @@ seed, so restarts and images never share a seed in batches of up to 1000 images.
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from .noise import NoNoise, Noise, parse_noise
@@ -29,12 +31,15 @@ from .tasks import Task, get_task
 RESTART_SEED_STRIDE = 1000  # restart k runs at seed + 1000 k (image b of it at seed + 1000 k + b)
 
 
-def resolve_params(method: str, task: str | Task | None = None, noise: Noise | str | None = None, **overrides) -> dict:
-    """The full parameter set a solve will use (handy to print or log)."""
+def resolve_params(method: str, task: str | Task | None = None, noise: Noise | str | None = None, *,
+                   image_size: int | None = None, **overrides) -> dict:
+    """The full parameter set a solve will use (handy to print or log); ``image_size`` (the prior's)
+    selects the task's overrides for that size (``Task.preset_for``)."""
     m = get_method(method)
     preset = {}
     if task is not None:
         task = get_task(task) if isinstance(task, str) else task
+        task = dataclasses.replace(task, preset=task.preset_for(image_size))
         preset = m.task_params(task, noise if isinstance(noise, Noise) else parse_noise(noise))
     return {**preset, **m.overrides, **{k: v for k, v in overrides.items() if v is not None}}
 
@@ -53,7 +58,8 @@ def solve(y: torch.Tensor, operator: Operator, prior: Prior, method: str = "hrdi
     """
     m = get_method(method)
     m.check_operator(operator)
-    kwargs = resolve_params(method, task, noise if noise is not None else NoNoise(), restarts=restarts, **params)
+    kwargs = resolve_params(method, task, noise if noise is not None else NoNoise(),
+                            image_size=getattr(prior, "image_size", None), restarts=restarts, **params)
     restarts = kwargs.pop("restarts", 1)  # solve's business, not the solver's
     check_positive_int("restarts", restarts)
     seeds = [seed + RESTART_SEED_STRIDE * k if isinstance(seed, int) else [s + RESTART_SEED_STRIDE * k for s in seed]

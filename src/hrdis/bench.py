@@ -42,7 +42,7 @@ import torch
 from tqdm import tqdm
 
 from . import images, metrics
-from .api import solve
+from .api import resolve_params, solve
 from .noise import parse_noise
 from .priors import Prior
 from .solvers import get_method
@@ -257,8 +257,10 @@ def run_cells(prior: Prior, columns: list[Column], methods: list[str], bench_ima
     for m in methods:
         get_method(m)
     noise_models = {c.noise: parse_noise(c.noise) for c in columns}
-    done = {r["key"] for r in all_rows(out) if not is_error(r)}  # error rows are retried
+    rows = [r for r in all_rows(out) if not is_error(r)]  # error rows are retried
     size = bench_images[0].image.shape[-1]
+    check_same_params(rows, columns, methods, params or {}, size, out)
+    done = {r["key"] for r in rows}
     runnable = {(c.task, m) for c in columns for m in methods if applicable(m, c.task, size)}
     # A rank takes every world-th (column, image) with all its methods, so slow and fast methods mix on every rank.
     cells = [(c, m, im) for g, (c, im) in enumerate((c, im) for c in columns for im in bench_images)
@@ -286,6 +288,24 @@ def run_cells(prior: Prior, columns: list[Column], methods: list[str], bench_ima
             f.flush()
             os.fsync(f.fileno())
     return all_rows(out)
+
+
+def check_same_params(rows: list[dict], columns: list[Column], methods: list[str], params: dict, image_size: int,
+                      out: Path) -> None:
+    """Refuse to add cells to rows that were made with other solver parameters (a changed preset or
+    flag): the tables would silently mix the two settings."""
+    expected = {(c.task, c.noise, c.tag, m): resolve_params(m, c.task, c.noise, image_size=image_size,
+                                                            **{**params, **dict(c.params)})
+                for c in columns for m in methods}
+    for r in rows:
+        want = expected.get((r["task"], r["noise"], r.get("tag", ""), r["method"]))
+        had = r.get("params") or {}
+        diff = {k: (had[k], v) for k, v in (want or {}).items()
+                if k in had and k != "seed" and json.dumps(had[k], default=str) != json.dumps(v, default=str)}
+        if diff:
+            what = ", ".join(f"{k} {a} (now {b})" for k, (a, b) in diff.items())
+            raise ValueError(f"{out} holds {r['method']} rows for {r['column']} made with {what}; use a new --out "
+                             f"(or delete those rows) so the tables do not mix the two settings")
 
 
 def _run_cell(prior: Prior, col: Column, method: str, im: BenchImage, noise_model, key: str, out: Path, *,

@@ -185,7 +185,7 @@ def cmd_solve(args) -> None:
     y, operator, truth = y.to(device), operator.to(device), (truth.to(device) if truth is not None else None)
     params = dict(steps=args.steps, beta=args.beta, lr=args.lr, obs_weight=args.obs_weight, reg_weight=args.reg_weight,
                   restarts=args.restarts)
-    used = resolve_params(args.method, task_arg, noise, **params)
+    used = resolve_params(args.method, task_arg, noise, image_size=size, **params)
     print(f"hrdis: {args.method} on {getattr(task_arg, 'name', task_arg) or 'custom'} with {json.dumps(used)}",
           file=sys.stderr)
     result = solve(y, operator, prior, args.method, task=task_arg, noise=noise, seed=args.seed, reference=truth,
@@ -246,7 +246,8 @@ def _custom_task(name, preset):
 def cmd_info(args) -> None:
     print("tasks:")
     for t in TASKS.values():
-        print(f"  {t.name:16s} {t.description}  [{', '.join(f'{k}={v}' for k, v in t.preset.items())}]")
+        tuned = "".join(f"; at {n} px: {', '.join(f'{k}={v}' for k, v in o.items())}" for n, o in t.tuned.items())
+        print(f"  {t.name:16s} {t.description}  [{', '.join(f'{k}={v}' for k, v in t.preset.items())}{tuned}]")
     print("methods:")
     for m in METHODS.values():
         print(f"  {m.name:16s} {m.description}")

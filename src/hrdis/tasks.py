@@ -4,6 +4,10 @@ Presets follow the HRDIS paper's Table 5 (steps N, obs_weight lambda_1, reg_weig
 Noisy measurements (App. C.2) clip omega_t at 2.0 and lower obs_weight: 0.1 for Gaussian noise of
 sigma 0.05 and 0.05 for stronger Gaussian, Poisson and speckle noise (``noisy_preset``).
 Sizes scale with the image: a 24x24 box at 64 px, 128x128 at 256 px (as DPS used).
+
+Table 5 was tuned for 256 px networks. At 64 px (the bundled prior) some of its learning rates
+overshoot, so a task may carry overrides per image size (``Task.tuned``, e.g. ``TUNED_64``); the
+solve picks them up from the prior's image size (``Task.preset_for``). Give ``lr=...`` to override.
 """
 
 from __future__ import annotations
@@ -29,6 +33,14 @@ NONLINEAR_DEBLUR = dict(steps=100, obs_weight=1.0, reg_weight=0.25, lr=0.1)
 # Not in Table 5 (App. C.7 gives only ~300 NFE): inpainting's weights, 300 steps.
 BLIND_LOWLIGHT = dict(steps=300, obs_weight=1.0, reg_weight=0.25, lr=0.1)
 
+# At 64 px, with the bundled prior: learning rates swept on 16 faces kept apart from the evaluation
+# faces (009501-009516; docs/RESULTS.md, "Learning rates at 64 px"). Table 5's lr moves mu by up to
+# lr per step per pixel; at 64 px one pixel is a face feature, and the network's errors, fed back by
+# the hybrid noise, pile up into blotches. Box inpainting: lr 0.1 -> 25.8 dB, 0.02 -> 28.0 dB; SR x4:
+# lr 0.5 -> 22.3 dB, 0.02 -> 24.4 dB.
+INPAINT_64 = dict(lr=0.02)
+SR_64 = dict(lr=0.02)
+
 
 @dataclass(frozen=True)
 class Task:
@@ -36,6 +48,11 @@ class Task:
     description: str
     make_operator: Callable[[int, int], operators.Operator]  # (image_size, seed) -> operator
     preset: dict = field(default_factory=dict)
+    tuned: dict[int, dict] = field(default_factory=dict)  # image size -> overrides of preset
+
+    def preset_for(self, image_size: int | None) -> dict:
+        """The preset at this image size: Table 5's, with the overrides tuned for that size."""
+        return {**self.preset, **self.tuned.get(image_size, {})}
 
 
 def box_size(image_size: int) -> int:
@@ -50,21 +67,21 @@ def blur_kernel_size(image_size: int) -> int:
 def _tasks() -> dict[str, Task]:
     t = [
         Task("inpaint-box", "inpainting of a centred square hole (24 px at 64 px, 128 px at 256 px)",
-             lambda n, s: operators.Inpainting(masks.box_mask(n, box_size(n))), INPAINT),
+             lambda n, s: operators.Inpainting(masks.box_mask(n, box_size(n))), INPAINT, {64: INPAINT_64}),
         Task("inpaint-random", "inpainting with 70% of the pixels missing at random",
-             lambda n, s: operators.Inpainting(masks.random_pixel_mask(n, 0.7, seed=s)), INPAINT),
+             lambda n, s: operators.Inpainting(masks.random_pixel_mask(n, 0.7, seed=s)), INPAINT, {64: INPAINT_64}),
         Task("inpaint-ff10", "inpainting of free-form brush strokes covering 10-20% of the image",
-             lambda n, s: operators.Inpainting(masks.freeform_mask(n, (0.1, 0.2), seed=s)), INPAINT),
+             lambda n, s: operators.Inpainting(masks.freeform_mask(n, (0.1, 0.2), seed=s)), INPAINT, {64: INPAINT_64}),
         Task("inpaint-ff20", "inpainting of free-form brush strokes covering 20-30% of the image",
-             lambda n, s: operators.Inpainting(masks.freeform_mask(n, (0.2, 0.3), seed=s)), INPAINT),
+             lambda n, s: operators.Inpainting(masks.freeform_mask(n, (0.2, 0.3), seed=s)), INPAINT, {64: INPAINT_64}),
         Task("inpaint-ff30", "inpainting of free-form brush strokes covering 30-40% of the image",
-             lambda n, s: operators.Inpainting(masks.freeform_mask(n, (0.3, 0.4), seed=s)), INPAINT),
-        Task("sr2", "x2 super-resolution, average pooling", lambda n, s: operators.AveragePoolSR(2), SR),
-        Task("sr4", "x4 super-resolution, average pooling", lambda n, s: operators.AveragePoolSR(4), SR),
-        Task("sr8", "x8 super-resolution, average pooling", lambda n, s: operators.AveragePoolSR(8), SR),
-        Task("sr16", "x16 super-resolution, average pooling", lambda n, s: operators.AveragePoolSR(16), SR),
+             lambda n, s: operators.Inpainting(masks.freeform_mask(n, (0.3, 0.4), seed=s)), INPAINT, {64: INPAINT_64}),
+        Task("sr2", "x2 super-resolution, average pooling", lambda n, s: operators.AveragePoolSR(2), SR, {64: SR_64}),
+        Task("sr4", "x4 super-resolution, average pooling", lambda n, s: operators.AveragePoolSR(4), SR, {64: SR_64}),
+        Task("sr8", "x8 super-resolution, average pooling", lambda n, s: operators.AveragePoolSR(8), SR, {64: SR_64}),
+        Task("sr16", "x16 super-resolution, average pooling", lambda n, s: operators.AveragePoolSR(16), SR, {64: SR_64}),
         Task("sr4-bicubic", "x4 super-resolution, bicubic downsampling",
-             lambda n, s: operators.BicubicSR(4, n), SR),
+             lambda n, s: operators.BicubicSR(4, n), SR, {64: SR_64}),
         Task("cs10", "block compressed sensing, 10% of measurements (orthogonal 32x32-block matrix)",
              lambda n, s: operators.BlockCS(0.10, seed=s), CS),
         Task("cs25", "block compressed sensing, 25% of measurements (orthogonal 32x32-block matrix)",
