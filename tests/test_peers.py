@@ -193,6 +193,7 @@ def test_presets_take_the_overrides_tuned_for_the_priors_image_size():
     assert table5["lr"] == 0.1 and resolve_params("hrdis", "inpaint-box", image_size=256) == table5
     assert resolve_params("hrdis", "inpaint-box", image_size=64) == {**table5, "lr": 0.02}
     assert resolve_params("reddiff", "sr4", image_size=64)["lr"] == 0.02  # peers share the weights
+    assert resolve_params("hrdis", "cs25", image_size=64)["lr"] == 0.02
     assert resolve_params("hrdis", "sr4", image_size=64, lr=0.3)["lr"] == 0.3  # the caller wins
     noisy = resolve_params("hrdis", "inpaint-box", "gaussian:0.05", image_size=64)
     assert noisy["lr"] == 0.02 and noisy["obs_weight"] == pytest.approx(0.1)

@@ -34,12 +34,14 @@ NONLINEAR_DEBLUR = dict(steps=100, obs_weight=1.0, reg_weight=0.25, lr=0.1)
 BLIND_LOWLIGHT = dict(steps=300, obs_weight=1.0, reg_weight=0.25, lr=0.1)
 
 # At 64 px, with the bundled prior: learning rates swept on 16 faces kept apart from the evaluation
-# faces (009501-009516; docs/RESULTS.md, "Learning rates at 64 px"). Table 5's lr moves mu by up to
-# lr per step per pixel; at 64 px one pixel is a face feature, and the network's errors, fed back by
-# the hybrid noise, pile up into blotches. Box inpainting: lr 0.1 -> 25.8 dB, 0.02 -> 28.0 dB; SR x4:
-# lr 0.5 -> 22.3 dB, 0.02 -> 24.4 dB.
+# faces (scripts/tune_lr.sh; docs/RESULTS.md, "Learning rates at 64 px"). Adam moves each pixel of mu
+# by about lr per step; with Table 5's rates the network's errors, fed back by the hybrid noise, pile up
+# into blotches. Box inpainting: lr 0.1 -> 24.0 dB, 0.02 -> 28.1 dB (TV 24.6); free-form 20-30%:
+# 23.4 -> 24.4 (TV 22.5); SR x4: lr 0.5 -> 22.2, 0.02 -> 24.4 (bicubic 23.2); CS 25%: lr 0.5 -> 25.4,
+# 0.02 -> 27.6 (TV 26.8).
 INPAINT_64 = dict(lr=0.02)
 SR_64 = dict(lr=0.02)
+CS_64 = dict(lr=0.02)
 
 
 @dataclass(frozen=True)
@@ -83,9 +85,9 @@ def _tasks() -> dict[str, Task]:
         Task("sr4-bicubic", "x4 super-resolution, bicubic downsampling",
              lambda n, s: operators.BicubicSR(4, n), SR, {64: SR_64}),
         Task("cs10", "block compressed sensing, 10% of measurements (orthogonal 32x32-block matrix)",
-             lambda n, s: operators.BlockCS(0.10, seed=s), CS),
+             lambda n, s: operators.BlockCS(0.10, seed=s), CS, {64: CS_64}),
         Task("cs25", "block compressed sensing, 25% of measurements (orthogonal 32x32-block matrix)",
-             lambda n, s: operators.BlockCS(0.25, seed=s), CS),
+             lambda n, s: operators.BlockCS(0.25, seed=s), CS, {64: CS_64}),
         Task("deblur-gauss", "Gaussian deblurring (61 px kernel, sigma 3.0 at 256 px, scaled with the image)",
              lambda n, s: operators.Blur(operators.gaussian_kernel(blur_kernel_size(n), 3.0 * n / 256)), DEBLUR),
         Task("deblur-motion", "motion deblurring (61 px kernel, intensity 0.5 at 256 px, scaled with the image)",
