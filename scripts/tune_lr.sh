@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The learning-rate sweep behind the 64 px presets (tasks.INPAINT_64, SR_64): HRDIS at Table 5's other
+# The learning-rate sweep behind the 64 px presets (tasks.INPAINT_64, SR_64, CS_64): HRDIS at Table 5's other
 # settings, lr varied, on 16 faces held out from training AND kept apart from the evaluation faces
 # (009501-009516; evaluation uses 009901-010000), with the prior-free baselines on the same faces.
 # Usage: [PROCS=2] bash scripts/tune_lr.sh [N, default 16] [OUT, default docs/bench/tune-lr]
