@@ -6,8 +6,9 @@ sigma 0.05 and 0.05 for stronger Gaussian, Poisson and speckle noise (``noisy_pr
 Sizes scale with the image: a 24x24 box at 64 px, 128x128 at 256 px (as DPS used).
 
 Table 5 was tuned for 256 px networks. At 64 px (the bundled prior) some of its learning rates
-overshoot, so a task may carry overrides per image size (``Task.tuned``, e.g. ``INPAINT_64``); the
-solve picks them up from the prior's image size (``Task.preset_for``). Give ``lr=...`` to override.
+overshoot (linear problems), one undershoots (HDR) and the nonlinear blur needs more steps, so a task may
+carry overrides per image size, and per method and size (``Task.tuned``, e.g. ``INPAINT_64``); the solve
+picks them up from the prior's image size (``Task.preset_for``). Give ``lr=...`` to override.
 """
 
 from __future__ import annotations
