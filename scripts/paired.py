@@ -1,0 +1,46 @@
+"""Paired per-image comparison of two methods in a bench folder: for every column both methods finished on
+the same images, the mean of (A - B) per image with its standard error and A's win share, and each
+method's mean PSNR / hf_ratio / residual / seconds on those images only. RESULTS.md quotes these.
+
+    python scripts/paired.py docs/bench/linear hrdis reddiff [--metric psnr]
+    python scripts/paired.py docs/bench/ablate-beta-5 beta=0.2 beta=1.0     (ablation folders: tags)
+"""
+
+import argparse
+import statistics
+
+from hrdis.bench import all_rows, is_error
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("out", help="a bench or ablate output folder")
+    p.add_argument("a", help="method (or ablation tag) A")
+    p.add_argument("b", help="method (or ablation tag) B")
+    p.add_argument("--metric", default="psnr")
+    args = p.parse_args()
+
+    by_cell: dict[tuple[str, str], dict[str, dict]] = {}
+    for r in all_rows(args.out):
+        if not is_error(r):
+            by_cell.setdefault((r.get("column", r["task"]), r.get("tag") or r["method"]), {})[r["image"]] = r
+    columns = sorted({c for c, _ in by_cell})
+    print(f"{args.out}: {args.a} minus {args.b} ({args.metric}), per image")
+    for col in columns:
+        a, b = by_cell.get((col, args.a), {}), by_cell.get((col, args.b), {})
+        shared = sorted(set(a) & set(b))
+        if len(shared) < 2:
+            continue
+        diff = [a[i][args.metric] - b[i][args.metric] for i in shared]
+        se = statistics.stdev(diff) / len(diff) ** 0.5
+        wins = sum(d > 0 for d in diff) / len(diff)
+
+        def means(rows):
+            return " / ".join(f"{statistics.fmean(rows[i][k] for i in shared):.{p}f}"
+                              for k, p in (("psnr", 2), ("hf_ratio", 2), ("residual", 4), ("seconds", 1)))
+        print(f"  {col}: {statistics.fmean(diff):+.2f} (s.e. {se:.2f}), {args.a} wins {wins:.0%} of {len(diff)}; "
+              f"psnr / hf_ratio / residual / s: {args.a} {means(a)}, {args.b} {means(b)}")
+
+
+if __name__ == "__main__":
+    main()
