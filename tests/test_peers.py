@@ -195,13 +195,10 @@ def test_presets_take_the_overrides_tuned_for_the_priors_image_size():
     assert resolve_params("reddiff", "sr4", image_size=64)["lr"] == 0.02  # peers share the weights
     assert resolve_params("hrdis", "cs25", image_size=64)["lr"] == 0.02
     assert resolve_params("hrdis", "sr4", image_size=64, lr=0.3)["lr"] == 0.3  # the caller wins
-    # a method-specific override wins over the size's; RED-diff's own steps win over the preset's
-    assert resolve_params("hrdis", "hdr", image_size=64)["lr"] == 0.5
-    assert resolve_params("cr", "hdr", image_size=64)["lr"] == 0.5
-    assert resolve_params("reddiff", "hdr", image_size=64)["lr"] == 0.1
-    assert resolve_params("reddiff", "hdr", image_size=256)["lr"] == 0.1
+    # RED-diff's own steps win over the preset's
     assert resolve_params("hrdis", "deblur-nonlinear", image_size=64)["steps"] == 300
     assert resolve_params("reddiff", "deblur-nonlinear", image_size=64)["steps"] == 1000
+    assert resolve_params("reddiff", "deblur-nonlinear", image_size=64)["lr"] == 0.05
     noisy = resolve_params("hrdis", "inpaint-box", "gaussian:0.05", image_size=64)
     assert noisy["lr"] == 0.02 and noisy["obs_weight"] == pytest.approx(0.1)
     # solve takes the size from the prior

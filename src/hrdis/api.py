@@ -34,12 +34,12 @@ RESTART_SEED_STRIDE = 1000  # restart k runs at seed + 1000 k (image b of it at 
 def resolve_params(method: str, task: str | Task | None = None, noise: Noise | str | None = None, *,
                    image_size: int | None = None, **overrides) -> dict:
     """The full parameter set a solve will use (handy to print or log); ``image_size`` (the prior's)
-    selects the task's overrides for that size and method (``Task.preset_for``)."""
+    selects the task's overrides for that size (``Task.preset_for``)."""
     m = get_method(method)
     preset = {}
     if task is not None:
         task = get_task(task) if isinstance(task, str) else task
-        task = dataclasses.replace(task, preset=task.preset_for(image_size, method))
+        task = dataclasses.replace(task, preset=task.preset_for(image_size))
         preset = m.task_params(task, noise if isinstance(noise, Noise) else parse_noise(noise))
     return {**preset, **m.overrides, **{k: v for k, v in overrides.items() if v is not None}}
 

@@ -247,19 +247,11 @@ def _format_params(params: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in params.items())
 
 
-def _format_tuned(tuned: dict) -> str:
-    """Task.tuned as '; at 64 px: lr=0.5; reddiff at 64 px: lr=0.1'."""
-    parts = []
-    for key, overrides in tuned.items():
-        method, size = key if isinstance(key, tuple) else ("", key)
-        parts.append(f"; {method + ' ' if method else ''}at {size} px: {_format_params(overrides)}")
-    return "".join(parts)
-
-
 def cmd_info(args) -> None:
     print("tasks:")
     for t in TASKS.values():
-        print(f"  {t.name:16s} {t.description}  [{_format_params(t.preset)}{_format_tuned(t.tuned)}]")
+        tuned = "".join(f"; at {size} px: {_format_params(o)}" for size, o in t.tuned.items())
+        print(f"  {t.name:16s} {t.description}  [{_format_params(t.preset)}{tuned}]")
     print("methods:")
     for m in METHODS.values():
         print(f"  {m.name:16s} {m.description}")
