@@ -8,21 +8,25 @@ method's mean PSNR / hf_ratio / residual / seconds on those images only. RESULTS
 
 import argparse
 import statistics
+import sys
 
 from hrdis.bench import all_rows, is_error
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("out", help="a bench or ablate output folder")
-    p.add_argument("a", help="method (or ablation tag) A")
-    p.add_argument("b", help="method (or ablation tag) B")
-    p.add_argument("--metric", default="psnr")
-    args = p.parse_args()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out", help="a bench or ablate output folder")
+    parser.add_argument("a", help="method (or ablation tag) A")
+    parser.add_argument("b", help="method (or ablation tag) B")
+    parser.add_argument("--metric", default="psnr")
+    args = parser.parse_args()
 
+    rows = all_rows(args.out)
+    if not rows:
+        sys.exit(f"paired.py: no rows*.jsonl in {args.out}; give a folder written by hrdis bench or ablate")
     by_cell: dict[tuple[str, str], dict[str, dict]] = {}
-    for r in all_rows(args.out):
-        if not is_error(r):
+    for r in rows:
+        if not is_error(r) and r.get(args.metric) is not None:
             by_cell.setdefault((r.get("column", r["task"]), r.get("tag") or r["method"]), {})[r["image"]] = r
     columns = sorted({c for c, _ in by_cell})
     print(f"{args.out}: {args.a} minus {args.b} ({args.metric}), per image")
@@ -36,8 +40,8 @@ def main() -> None:
         wins = sum(d > 0 for d in diff) / len(diff)
 
         def means(rows):
-            return " / ".join(f"{statistics.fmean(rows[i][k] for i in shared):.{p}f}"
-                              for k, p in (("psnr", 2), ("hf_ratio", 2), ("residual", 4), ("seconds", 1)))
+            return " / ".join(f"{statistics.fmean(rows[i][k] for i in shared):.{digits}f}"
+                              for k, digits in (("psnr", 2), ("hf_ratio", 2), ("residual", 4), ("seconds", 1)))
         print(f"  {col}: {statistics.fmean(diff):+.2f} (s.e. {se:.2f}), {args.a} wins {wins:.0%} of {len(diff)}; "
               f"psnr / hf_ratio / residual / s: {args.a} {means(a)}, {args.b} {means(b)}")
 
