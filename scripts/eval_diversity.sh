@@ -6,8 +6,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 face=${1:-009901}; seeds=${2:-8}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-python -c "import sys, tarfile; tarfile.open(sys.argv[1]).extract('celebA/$face.jpg', sys.argv[2])" \
-    ../shared/data/celeba-10k.tar "$tmp"
+python - ../shared/data/celeba-10k.tar "celebA/$face.jpg" "$tmp" <<'PY'
+import sys, tarfile
+tar, name, dest = sys.argv[1:]
+try:
+    tarfile.open(tar).extract(name, dest)
+except KeyError:
+    sys.exit(f"eval_diversity.sh: no {name} in {tar}; give a face number such as 009901")
+PY
 for method in hrdis reddiff; do
   hrdis diversity --input "$tmp/celebA/$face.jpg" --resize --task sr16 --method "$method" --seeds "$seeds" \
       --precision bf16 --out "docs/bench/diversity/$method"
