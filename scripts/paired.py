@@ -4,6 +4,8 @@ method's mean PSNR / hf_ratio / residual / seconds on those images only. RESULTS
 
     python scripts/paired.py docs/bench/linear hrdis reddiff [--metric psnr]
     python scripts/paired.py docs/bench/ablate-beta-5 beta=0.2 beta=1.0     (ablation folders: tags)
+    python scripts/paired.py docs/bench/nonlinear-suite hrdis steps=100 --b-out docs/bench/nonlinear-suite-reddiff-steps
+        (B's rows from another folder on the same images)
 """
 
 import argparse
@@ -18,20 +20,28 @@ def main() -> None:
     parser.add_argument("out", help="a bench or ablate output folder")
     parser.add_argument("a", help="method (or ablation tag) A")
     parser.add_argument("b", help="method (or ablation tag) B")
+    parser.add_argument("--b-out", help="take B's rows from this folder instead (the same images, another run)")
     parser.add_argument("--metric", default="psnr")
     args = parser.parse_args()
 
-    rows = all_rows(args.out)
-    if not rows:
-        sys.exit(f"paired.py: no rows*.jsonl in {args.out}; give a folder written by hrdis bench or ablate")
-    by_cell: dict[tuple[str, str], dict[str, dict]] = {}
-    for r in rows:
-        if not is_error(r) and r.get(args.metric) is not None:
-            by_cell.setdefault((r.get("column", r["task"]), r.get("tag") or r["method"]), {})[r["image"]] = r
-    columns = sorted({c for c, _ in by_cell})
-    print(f"{args.out}: {args.a} minus {args.b} ({args.metric}), per image")
+    def cells(folder: str) -> dict[tuple[str, str], dict[str, dict]]:
+        """(column, method or tag) -> {image: row}"""
+        rows = all_rows(folder)
+        if not rows:
+            sys.exit(f"paired.py: no rows*.jsonl in {folder}; give a folder written by hrdis bench or ablate")
+        by_cell: dict[tuple[str, str], dict[str, dict]] = {}
+        for r in rows:
+            if not is_error(r) and r.get(args.metric) is not None:
+                by_cell.setdefault((r.get("column", r["task"]), r.get("tag") or r["method"]), {})[r["image"]] = r
+        return by_cell
+
+    cells_a = cells(args.out)
+    cells_b = cells(args.b_out) if args.b_out else cells_a
+    columns = sorted({c for c, _ in cells_a} | {c for c, _ in cells_b})
+    b_name = f"{args.b_out}:{args.b}" if args.b_out else args.b
+    print(f"{args.out}: {args.a} minus {b_name} ({args.metric}), per image")
     for col in columns:
-        a, b = by_cell.get((col, args.a), {}), by_cell.get((col, args.b), {})
+        a, b = cells_a.get((col, args.a), {}), cells_b.get((col, args.b), {})
         shared = sorted(set(a) & set(b))
         if len(shared) < 2:
             continue

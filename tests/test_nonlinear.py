@@ -202,6 +202,7 @@ def test_one_restart_is_a_plain_solve(stub_method):
 
     result = solve(torch.zeros(2, 3, 4, 4), Identity(), GaussianPrior(), "stub", seed=11)
     assert len(stub_method) == 1 and "restart_residuals" not in result.extras
+    assert "twin" not in result.extras and result.nfe == 5  # Identity has no twins: nothing to choose
     with pytest.raises(ValueError, match="restarts"):
         solve(torch.zeros(2, 3, 4, 4), Identity(), GaussianPrior(), "stub", seed=11, restarts=0)
 
@@ -214,8 +215,41 @@ def test_phase_retrieval_preset_runs_restarts_through_hrdis():
     prior = GaussianPrior(std=0.3, image_size=16)
     y = op(torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0)) - 0.5)
     result = solve(y, op, prior, task="phase-retrieval", steps=4, restarts=2)
-    assert result.nfe == 8 and len(result.extras["restart_residuals"][0]) == 2
+    assert result.nfe == 8 + 4 * 12 and len(result.extras["restart_residuals"][0]) == 2  # + choose_twin's 4 x 12
     assert result.extras["chosen_restart"][0] == min(range(2), key=lambda k: result.extras["restart_residuals"][0][k])
+
+
+def test_phase_retrieval_equivalents_share_the_measurement():
+    op = PhaseRetrieval(2.0)
+    x = images(2)
+    candidates = op.equivalents(x)
+    assert len(candidates) == 4 and candidates[0] is x
+    assert all(not torch.allclose(c, x) for c in candidates[1:])
+    for c in candidates:
+        assert torch.allclose(op(c), op(x), atol=1e-4)
+
+
+@pytest.mark.parametrize("choose", [True, False])
+def test_solve_lets_the_prior_choose_among_phase_retrieval_twins(monkeypatch, choose):
+    """The solver lands on the negative of image 0 and the rotation of image 1; their measurements are
+    the truth's, so only the prior can tell. Under a Gaussian prior around the truth the exact denoising
+    error grows with ||x - mean||^2, so the truth must win for both."""
+    g = torch.Generator().manual_seed(0)
+    mean = torch.rand((2, 3, 16, 16), generator=g) - 0.5
+    truth = mean + 0.05 * torch.randn(mean.shape, generator=g)
+    landed = torch.stack([-truth[0], truth[1].flip(-2, -1)])
+
+    def stub(y, operator, prior, *, seed, reference, progress, **params):
+        return SolveResult(image=landed.clone(), init=landed.clone(), history=[], nfe=5)
+
+    monkeypatch.setitem(METHODS, "stub", Method("stub", stub, "a test stub"))
+    op = PhaseRetrieval(2.0)
+    result = solve(op(truth), op, GaussianPrior(mean=mean, std=0.05, image_size=16), "stub", choose_twins=choose)
+    if choose:
+        assert result.extras["twin"] == [1, 2]  # the negative of -x, the rotation of the rotation
+        assert torch.allclose(result.image, truth, atol=1e-6) and result.nfe == 5 + 4 * 12
+    else:
+        assert torch.equal(result.image, landed) and "twin" not in result.extras
 
 
 # --------------------------------------------------------------------------------------------------

@@ -199,6 +199,8 @@ def test_presets_take_the_overrides_tuned_for_the_priors_image_size():
     assert resolve_params("hrdis", "deblur-nonlinear", image_size=64)["steps"] == 300
     assert resolve_params("reddiff", "deblur-nonlinear", image_size=64)["steps"] == 1000
     assert resolve_params("reddiff", "deblur-nonlinear", image_size=64)["lr"] == 0.05
+    assert resolve_params("hrdis", "hdr", image_size=64) == {**resolve_params("hrdis", "hdr"), "steps": 300}
+    assert resolve_params("reddiff", "hdr", image_size=64)["steps"] == 1000
     noisy = resolve_params("hrdis", "inpaint-box", "gaussian:0.05", image_size=64)
     assert noisy["lr"] == 0.02 and noisy["obs_weight"] == pytest.approx(0.1)
     # solve takes the size from the prior

@@ -101,6 +101,13 @@ class PhaseRetrieval(Operator):
         return _centred_ifft2(y.to(torch.complex64 if y.dtype != torch.float64 else torch.complex128)).abs()[
             ..., p:p + n, p:p + n].to(y.dtype)
 
+    def equivalents(self, x: Tensor) -> list[Tensor]:
+        """x, -x and their 180-degree rotations: |F(-z)| = |F(z)|, and flipping the padded image is a
+        reflection and a one-pixel circular shift, which keep |F| too. (Each channel could also flip on its
+        own, since y is per channel; those 60 colour variants are not offered.)"""
+        rotated = x.flip(-2, -1)
+        return [x, -x, rotated, -rotated]
+
     def measurement_image(self, y: Tensor) -> Tensor:
         """The log-magnitude spectrum, scaled per image to [-1, 1] (the usual way to show a diffraction pattern)."""
         _check_images(y, "measurements")

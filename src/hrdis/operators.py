@@ -79,6 +79,12 @@ class Operator:
         """A displayable (B, C, h, w) image in [-1, 1] for figure grids."""
         return self.pinv(y).clamp(-1, 1)
 
+    def equivalents(self, x: Tensor) -> list[Tensor]:
+        """Images with exactly the measurement of x, x first. Only x for most operators; phase retrieval
+        cannot tell x from its negative or its 180-degree rotation, and ``hrdis.api.solve`` lets the
+        prior choose among them."""
+        return [x]
+
     def to(self, device) -> "Operator":
         """Move the operator's tensors to ``device`` (avoids a copy per call); returns self."""
         for key, value in vars(self).items():

@@ -104,6 +104,29 @@ class GaussianPrior(Prior):
         return self.network(x_t, self._t(t, x_t)).float()
 
 
+def denoising_error(prior: Prior, x: torch.Tensor, *, fractions=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6), draws: int = 2,
+                    seed: int = 0) -> torch.Tensor:
+    """Per image, the prior's denoising loss: the mean of ||eps_theta(alpha_t x + sigma_t eps, t) - eps||^2
+    over timesteps t = fraction * (T - 1) and ``draws`` noise draws each.
+
+    These are the terms of the diffusion model's ELBO (Ho et al. 2020), so a lower value means x is more
+    plausible under the prior; it tells a face from its photographic negative or its upside-down copy.
+    The draws depend only on ``seed``, so images scored with one seed share their noise and their
+    scores differ only through the images.
+    """
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    last = prior.schedule.num_timesteps - 1
+    total = torch.zeros(x.shape[0], dtype=torch.float64)
+    with torch.no_grad():
+        for fraction in fractions:
+            t = int(round(fraction * last))
+            for _ in range(draws):
+                eps = torch.randn(x.shape, generator=generator).to(x.device)
+                x_t = prior.schedule.alpha(t) * x + prior.schedule.sigma(t) * eps
+                total += (prior.eps(x_t, t) - eps).flatten(1).pow(2).mean(1).double().cpu()
+    return total / (len(fractions) * draws)
+
+
 class UNetPrior(Prior):
     """An ADM UNet as a prior. ``autocast`` (e.g. torch.bfloat16) runs the network in lower precision;
     inputs and outputs stay float32, so the solvers' own arithmetic is unaffected.
