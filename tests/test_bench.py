@@ -175,6 +175,24 @@ def test_bench_cli_suite_rejects_unknown(capsys, tmp_path, image_dir, tiny_prior
     assert code == 2 and "unknown suite" in err
 
 
+def test_render_only_tables_every_method_of_earlier_runs_and_runs_nothing(capsys, tmp_path, image_dir,
+                                                                           tiny_prior_dir):
+    common = ["--tasks", "sr4", "--n", 1, "--figures", 0, "--out", tmp_path]
+    for method in ("bicubic", "tv"):  # two runs, each adding one method; each renders only its own
+        assert run(capsys, "bench", *common, "--methods", method, "--images", image_dir,
+                   "--prior", tiny_prior_dir)[0] == 0
+    assert "bicubic" not in (tmp_path / "table_psnr.md").read_text()
+    before = (tmp_path / "rows.jsonl").read_text()
+    code, out, err = run(capsys, "bench", *common, "--methods", "bicubic,tv", "--render-only")
+    assert code == 0, err
+    table = (tmp_path / "table_psnr.md").read_text()
+    assert "| bicubic |" in table and "| tv |" in table and (tmp_path / "rows.jsonl").read_text() == before
+    code, _, err = run(capsys, "bench", "--tasks", "sr4", "--methods", "tv", "--out", tmp_path / "empty", "--render-only")
+    assert code == 2 and "no rows to render" in err
+    code, _, err = run(capsys, "bench", *common, "--methods", "tv")
+    assert code == 2 and "needs --images" in err
+
+
 def test_distributed_two_process_bench_matches_single(tmp_path, image_dir, tiny_prior_dir):
     common = ["--tasks", "sr4,inpaint-ff20", "--methods", "hrdis,bicubic", "--images", str(image_dir),
               "--num-images", "2", "--steps", "2", "--figures", "0", "--prior", str(tiny_prior_dir)]

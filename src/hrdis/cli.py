@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     cols.add_argument("--suite", help="a named column set of the paper's tables: linear (Table 1/9), ffhq (Table 2/10), "
                       "nonlinear (Table 4/11), noisy (inpainting under four noise models)")
     b.add_argument("--methods", required=True, help="comma-separated method names")
-    b.add_argument("--images", required=True, help="a folder or .tar of clean images")
+    b.add_argument("--images", help="a folder or .tar of clean images (required unless --render-only)")
     b.add_argument("--first", type=int, help="first file number to use (CelebA held-out faces: 9901)")
     b.add_argument("--n", "--num-images", dest="n", type=int, default=100,
                    help="number of images (spell it --num-images under torchrun, whose parser claims --n)")
@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--steps", type=int, help="override every method's steps (quick runs)")
     b.add_argument("--figures", type=int, default=4, help="images shown in the figure grids")
     b.add_argument("--out", required=True, help="output folder")
+    b.add_argument("--render-only", action="store_true",
+                   help="run no cell: only re-render OUT's tables and figures for these methods and columns "
+                   "(e.g. after runs that each added some methods)")
     b.add_argument("--lpips-weights", metavar="BACKBONE,LIN",
                    help="also score LPIPS v0.1 (table_lpips.md): the torchvision backbone file "
                    "(alexnet-owt-7be5be79.pth or vgg16-397923af.pth) and the lpips package's linear layers "
@@ -325,13 +328,17 @@ def cmd_bench(args) -> int:
 
     rank, world = _dist_env()
     try:
-        prior = _load_prior(args)
-        lpips_model, inception = _perceptual_models(args, prior_device(prior))
         if args.suite:
             columns, title = bench.suite_columns(args.suite, args.noise), f"{args.suite}: {bench.SUITES[args.suite][0]}"
         else:
             columns, title = bench.parse_columns(args.tasks, args.noise), None
         methods = [m for m in args.methods.split(",") if m]
+        if args.render_only:
+            return _render_only(args.out, methods, columns, title, world)
+        if not args.images:
+            raise ValueError("hrdis bench needs --images (a folder or .tar of clean images), or --render-only")
+        prior = _load_prior(args)
+        lpips_model, inception = _perceptual_models(args, prior_device(prior))
         bench_images = bench.load_bench_images(args.images, prior.image_size, args.n, args.first)
         params = _steps_override(args.steps)
         bench.run_bench(prior, columns, methods, bench_images, args.out, seed=args.seed, figures=args.figures,
@@ -349,6 +356,22 @@ def cmd_bench(args) -> int:
         return _report_failures(bench.failed_cells(rows, methods, [c.label for c in columns]), args.out)
     finally:
         _dist_close(world)
+
+
+def _render_only(out: str, methods: list[str], columns: list, title: str | None, world: int) -> int:
+    """``hrdis bench --render-only``: tables and figures from the rows already in ``out``."""
+    from . import bench
+
+    if world > 1:
+        raise ValueError("--render-only runs no cells; run it without torchrun")
+    rows = bench.merge_rank_rows(out)
+    if not rows:
+        raise ValueError(f"{out} holds no rows to render; run hrdis bench without --render-only first")
+    tables = bench.write_tables(rows, out, methods, columns, title=title)
+    bench.write_figures(out, methods, columns)
+    print((Path(out) / "table_psnr.md").read_text())
+    print(f"{len(rows)} rows in {out}; tables: {', '.join(p.name for p in tables)}")
+    return 0
 
 
 def _steps_override(steps: int | None) -> dict | None:
