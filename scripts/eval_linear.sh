@@ -5,9 +5,4 @@
 # Usage: [PROCS=2] bash scripts/eval_linear.sh [N, default 100] [METHODS, default hrdis,reddiff,ddrm,pigdm,tv,bicubic] [OUT]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/_bench.sh
-n=${1:-100}
-methods=${2:-hrdis,reddiff,ddrm,pigdm,tv,bicubic}
-out=${3:-docs/bench/linear}
-bench --suite linear --methods "$methods" --images ../shared/data/celeba-10k.tar --first 9901 --num-images "$n" \
-    --precision bf16 --out "$out"
+exec bash scripts/eval_suite.sh linear "${1:-100}" "${2:-hrdis,reddiff,ddrm,pigdm,tv,bicubic}" "${3:-docs/bench/linear}"
