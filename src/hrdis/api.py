@@ -31,8 +31,9 @@ from .solvers import SolveResult, get_method
 from .solvers.base import check_positive_int
 from .tasks import Task, get_task
 
-# choose_twin's score: the prior's denoising error at t = 0.1 T ... 0.6 T, 2 noise draws each. On the 16
-# evaluation faces it ranked the truth above its negative and its rotations every time.
+# choose_twin's score: the prior's denoising error at t = 0.1 T ... 0.6 T, 2 noise draws each. With the
+# bundled prior it ranked the truth above its negative and its rotations on every one of 16 evaluation
+# and 32 tuning faces (scripts/twin_check.py).
 TWIN_FRACTIONS, TWIN_DRAWS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6), 2
 RESTART_SEED_STRIDE = 1000  # restart k runs at seed + 1000 k (image b of it at seed + 1000 k + b)
 
@@ -80,11 +81,12 @@ def solve(y: torch.Tensor, operator: Operator, prior: Prior, method: str = "hrdi
 
 
 def choose_twin(result: SolveResult, operator: Operator, prior: Prior) -> SolveResult:
-    """Per image, the candidate of ``operator.equivalents(result.image)`` with the smallest prior denoising
-    error (``priors.denoising_error``, 12 network evaluations per candidate: 2 draws at 6 timesteps). The measurement cannot
-    choose (all candidates have the same one), and nothing in the solvers keeps them off a face's
-    negative: both HRDIS and RED-diff ended on one for one of the 16 evaluation faces. Records the chosen
-    candidate's index (0 = the solver's own result) and every candidate's error in ``extras``."""
+    """Per image, the candidate of ``operator.equivalents(result.image)`` with the smallest prior
+    denoising error (``priors.denoising_error``; 12 network evaluations per candidate: 2 draws at 6
+    timesteps). The measurement cannot choose (all candidates have the same one), and nothing in the
+    solvers keeps them off a face's negative: both HRDIS and RED-diff ended on one for one of the 16
+    evaluation faces. Records the chosen candidate's index (0 = the solver's own result) and every
+    candidate's error in ``extras``."""
     candidates = operator.equivalents(result.image)
     if len(candidates) == 1:
         return result
