@@ -27,3 +27,7 @@ sharded ablate --param lr --values 1.0 --tasks hdr "${faces[@]}" --out "$out/hdr
 sharded ablate --method reddiff --param lr --values 0.5 --tasks hdr "${faces[@]}" --out "$out/hdr-reddiff"
 sharded ablate --method reddiff --param lr --values 0.05 --tasks hdr,deblur-nonlinear "${faces[@]}" \
     --out "$out/nonlinear-reddiff-lr"
+# Session 7: noisy inpainting's data weight lambda_1 (App. C.2's 0.1 / 0.05 starved the data term at 64 px;
+# tasks.INPAINT_64's noisy_obs_factors take the best of each column).
+sharded ablate --param obs_weight --values 0.05,0.2,0.5,1.0,2.0 \
+    --tasks inpaint-ff20@gaussian:0.05,inpaint-ff20@gaussian:0.1 "${faces[@]}" --out "$out/noisy-obs-weight"
