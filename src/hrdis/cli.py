@@ -346,13 +346,7 @@ def cmd_bench(args) -> int:
         _dist_done(world)
         if rank != 0:
             return 0  # rank 0 reports the failures of all ranks
-        rows = bench.merge_rank_rows(args.out)
-        tables = bench.write_tables(rows, args.out, methods, columns, title=title)
-        if inception is not None:
-            tables.append(bench.write_fid_table(rows, args.out, methods, columns, title=title))
-        bench.write_figures(args.out, methods, columns)
-        print((Path(args.out) / "table_psnr.md").read_text())
-        print(f"{len(rows)} rows in {args.out}; tables: {', '.join(p.name for p in tables)}")
+        rows = _render(args.out, methods, columns, title, fid=inception is not None)
         return _report_failures(bench.failed_cells(rows, methods, [c.label for c in columns]), args.out)
     finally:
         _dist_close(world)
@@ -364,14 +358,25 @@ def _render_only(out: str, methods: list[str], columns: list, title: str | None,
 
     if world > 1:
         raise ValueError("--render-only runs no cells; run it without torchrun")
-    rows = bench.merge_rank_rows(out)
-    if not rows:
+    if not bench.all_rows(out):
         raise ValueError(f"{out} holds no rows to render; run hrdis bench without --render-only first")
+    _render(out, methods, columns, title)
+    return 0
+
+
+def _render(out: str, methods: list[str], columns: list, title: str | None, fid: bool = False) -> list[dict]:
+    """Fold the rank files into rows.jsonl, write the tables (and the FID table), the figure grids, and print
+    the PSNR table; returns every row."""
+    from . import bench
+
+    rows = bench.merge_rank_rows(out)
     tables = bench.write_tables(rows, out, methods, columns, title=title)
+    if fid:
+        tables.append(bench.write_fid_table(rows, out, methods, columns, title=title))
     bench.write_figures(out, methods, columns)
     print((Path(out) / "table_psnr.md").read_text())
     print(f"{len(rows)} rows in {out}; tables: {', '.join(p.name for p in tables)}")
-    return 0
+    return rows
 
 
 def _steps_override(steps: int | None) -> dict | None:

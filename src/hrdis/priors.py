@@ -104,7 +104,7 @@ class GaussianPrior(Prior):
         return self.network(x_t, self._t(t, x_t)).float()
 
 
-def denoising_error(prior: Prior, x: torch.Tensor, *, fractions=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6), draws: int = 2,
+def denoising_error(prior: Prior, x: torch.Tensor, *, fractions: tuple[float, ...], draws: int,
                     seed: int = 0) -> torch.Tensor:
     """Per image, the prior's denoising loss: the mean of ||eps_theta(alpha_t x + sigma_t eps, t) - eps||^2
     over timesteps t = fraction * (T - 1) and ``draws`` noise draws each.
