@@ -31,3 +31,10 @@ sharded ablate --method reddiff --param lr --values 0.05 --tasks hdr,deblur-nonl
 # tasks.INPAINT_64's noisy_obs_factors take the best of each column).
 sharded ablate --param obs_weight --values 0.05,0.2,0.5,1.0,2.0 \
     --tasks inpaint-ff20@gaussian:0.05,inpaint-ff20@gaussian:0.1 "${faces[@]}" --out "$out/noisy-obs-weight"
+# Session 8: the linear blurs (tasks.DEBLUR_64), which had only Table 5's SR settings (lr 0.5); DDRM runs on
+# blur since its SVD (V = the Hartley transform) was added.
+bench --tasks deblur-gauss,deblur-motion --methods tv,ddrm "${faces[@]}" --figures 0 --out "$out/deblur-baselines"
+sharded ablate --param lr --values 0.01,0.02,0.05,0.1,0.5 --tasks deblur-gauss,deblur-motion "${faces[@]}" \
+    --out "$out/deblur"
+# then N at DEBLUR_64's rate
+sharded ablate --param steps --values 100,300 --tasks deblur-gauss,deblur-motion "${faces[@]}" --out "$out/deblur-steps"

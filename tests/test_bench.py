@@ -57,6 +57,7 @@ def test_columns_and_suites():
     noisy = bench.suite_columns("noisy")
     assert {c.noise for c in noisy} == {"gaussian:0.05", "gaussian:0.1", "poisson:1.0", "speckle:0.1"}
     assert [c.task for c in bench.suite_columns("linear")] == ["inpaint-ff10", "inpaint-ff20", "sr4", "cs25"]
+    assert [c.task for c in bench.suite_columns("deblur")] == ["deblur-gauss", "deblur-motion"]
     with pytest.raises(ValueError, match="unknown suite"):
         bench.suite_columns("nope")
     with pytest.raises(ValueError):

@@ -118,7 +118,7 @@ def test_sample_writes_grid(capsys, tmp_path, tiny_prior_dir):
 
 
 def test_method_that_does_not_fit_the_operator_is_refused(capsys, tmp_path, tiny_prior_dir, face32):
-    code, _, err = run(capsys, "solve", "--input", face32, "--task", "deblur-gauss", "--method", "ddrm",
+    code, _, err = run(capsys, "solve", "--input", face32, "--task", "hdr", "--method", "ddrm",
                        "--prior", tiny_prior_dir, "--out", tmp_path / "o.png")
     assert code == 2 and "needs an operator with an SVD" in err
     code, _, err = run(capsys, "solve", "--input", face32, "--task", "inpaint-box", "--method", "bicubic",

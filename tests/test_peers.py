@@ -7,7 +7,7 @@ x* = m + A^+ (y - A m). Each solve runs a batch of copies of y, so one call give
 import pytest
 import torch
 
-from hrdis import GaussianPrior, operators, resolve_params, solve
+from hrdis import GaussianPrior, nonlinear, operators, resolve_params, solve
 from hrdis.masks import random_pixel_mask
 from hrdis.solvers import METHODS
 from hrdis.solvers.ddrm import svd_of
@@ -96,6 +96,21 @@ def test_draws_centre_on_the_gaussian_posterior_mean(problems, draws, method, ca
     assert 0.5 * PRIOR_STD < null_std < 2 * PRIOR_STD, f"{method}/{case}: null-space spread {null_std:.3f}"
 
 
+def test_ddrm_deblurs_to_the_posterior_of_the_frequencies_it_trusts(rough_prior):
+    # Blur's SVD drops the frequencies the kernel all but erases (here 65% of them), as Blur.pinv does;
+    # on the rest y is exact, so DDRM's draws should centre on mean + A^+(y - A mean) and spread s elsewhere.
+    op = operators.Blur(operators.gaussian_kernel(9, 1.5))
+    x = rough_prior.mean + PRIOR_STD * torch.randn(rough_prior.mean.shape, generator=torch.Generator().manual_seed(2))
+    y = op(x)
+    target = rough_prior.mean + op.pinv(y - op(rough_prior.mean))
+    result = solve(y.repeat(DRAWS, 1, 1, 1), op, rough_prior, "ddrm", seed=0, steps=100)
+    assert (op.pinv(op(result.image)) - op.pinv(y)).pow(2).mean().sqrt() < 1e-3  # trusted frequencies fit y
+    assert (result.image.mean(0, keepdim=True) - target).pow(2).mean().sqrt() < 0.045
+    spread = result.image - result.image.mean(0, keepdim=True)
+    spread = spread - op.pinv(op(spread))
+    assert 0.5 * PRIOR_STD < (spread.pow(2).mean() / 0.65).sqrt() < 2 * PRIOR_STD
+
+
 def test_ddim_ignores_the_measurement(rough_prior, problems):
     op, y, _ = problems["inpaint"]
     a = solve(y, op, rough_prior, "ddim", steps=10, seed=3).image
@@ -174,7 +189,7 @@ def test_linear_only_methods_refuse_other_operators(rough_prior):
     with pytest.raises(ValueError, match="linear"):
         solve(y, Squared(), rough_prior, "pigdm", steps=3)
     with pytest.raises(ValueError, match="ddrm needs an operator with an SVD"):
-        solve(y, operators.Blur(operators.gaussian_kernel(5, 1.0)), rough_prior, "ddrm", steps=3)
+        solve(y, Squared(), rough_prior, "ddrm", steps=3)
 
 
 def test_task_parameters():
@@ -230,6 +245,10 @@ SVD_CASES = {
     "bicubic-sr2-rect": (lambda: operators.BicubicSR(2, (16, 32)), (16, 32)),
     "cs": (lambda: operators.BlockCS(0.25, block=8), (16, 16)),
     "identity": (lambda: operators.Identity(), (16, 16)),
+    # pinv_tol 0 keeps every frequency, so the SVD is exact (with the default, see the test below);
+    # kernels whose spectrum stays above 1e-2, as U^T divides by it
+    "blur-gauss": (lambda: operators.Blur(operators.gaussian_kernel(5, 0.6), pinv_tol=0), (16, 16)),
+    "blur-motion-rect": (lambda: operators.Blur(operators.motion_kernel(7, 0.5, seed=1), pinv_tol=0), (16, 32)),
 }
 
 
@@ -250,9 +269,20 @@ def test_svd_of_reconstructs_the_operator(case):
         assert rank == op(x[:1, :1]).numel()
 
 
+def test_blur_svd_leaves_the_frequencies_pinv_drops_to_the_prior():
+    op = operators.Blur(operators.gaussian_kernel(9, 2.0))  # default pinv_tol 1e-2
+    svd = svd_of(op, (16, 16))
+    dropped = svd.singulars == 0
+    assert 0 < int(dropped.sum()) < 256
+    x = torch.randn(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    kept = svd.v(torch.where(dropped, 0.0, svd.vt(x)))  # x without the dropped frequencies
+    assert torch.allclose(svd.u(svd.singulars * svd.vt(x)), op(kept), atol=1e-5)
+    assert torch.allclose(op.pinv(op(x)), kept, atol=1e-4)  # the same split as the operator's own inverse
+
+
 def test_svd_of_refuses_operators_without_one():
     with pytest.raises(ValueError, match="DDRM needs an operator with an SVD"):
-        svd_of(operators.Blur(operators.gaussian_kernel(5, 1.0)), (16, 16))
+        svd_of(nonlinear.HDR(), (16, 16))
 
 
 # ------------------------------------------------------------------------------------------------

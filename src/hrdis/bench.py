@@ -72,6 +72,8 @@ SUITES = {
                ["inpaint-ff10", "inpaint-ff20", "sr4", "cs25"]),
     "ffhq": ("Table 2/10 analogue: harder linear problems", ["inpaint-ff30", "sr16", "cs10"]),
     "nonlinear": ("Table 4/11 analogue: nonlinear problems", ["phase-retrieval", "hdr", "deblur-nonlinear"]),
+    "deblur": ("linear deblurring (no table in the paper; DPS's kernels, scaled to the image)",
+               ["deblur-gauss", "deblur-motion"]),
     "noisy": ("noisy measurements (App. C.2): free-form inpainting (20-30%) under four noise models",
               ["inpaint-ff20@gaussian:0.05", "inpaint-ff20@gaussian:0.1", "inpaint-ff20@poisson:1.0",
                "inpaint-ff20@speckle:0.1"]),

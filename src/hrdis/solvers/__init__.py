@@ -15,7 +15,7 @@ from .base import SolveResult
 from .blind import hrdis_blind
 from .classical import bicubic, tv
 from .ddim import ddim
-from .ddrm import ddrm, ddrm_task_params
+from .ddrm import SVD_OPERATORS_TEXT, ddrm, ddrm_task_params, has_svd
 from .dmplug import dmplug
 from .dps import dps, dps_task_params
 from .drddim import drddim
@@ -46,12 +46,6 @@ def _linear(op) -> bool:
     from ..operators import is_linear
 
     return is_linear(op)
-
-
-def _has_svd(op) -> bool:
-    from ..operators import AveragePoolSR, BicubicSR, BlockCS, Identity, Inpainting
-
-    return callable(getattr(op, "svd", None)) or isinstance(op, (Identity, Inpainting, AveragePoolSR, BicubicSR, BlockCS))
 
 
 def _super_resolution(op) -> bool:
@@ -112,8 +106,8 @@ METHODS: dict[str, Method] = {
     "pigdm": Method("pigdm", pigdm, "PiGDM (Song et al., ICLR 2023): DDIM with pseudo-inverse guidance, noiseless "
                     "linear A; 100 NFE, backprop through the network", applies_to=_linear, requires="a linear operator"),
     "ddrm": Method("ddrm", ddrm, "DDRM (Kawar et al., NeurIPS 2022): DDIM in the SVD space of A (eta 0.85, eta_b 1), "
-                   "inpainting, SR, CS, denoising; 100 NFE, no backprop", {}, ddrm_task_params,
-                   applies_to=_has_svd, requires="an operator with an SVD (inpainting, SR, CS, denoising)"),
+                   f"{SVD_OPERATORS_TEXT}; 100 NFE, no backprop", {}, ddrm_task_params,
+                   applies_to=has_svd, requires=f"an operator with an SVD ({SVD_OPERATORS_TEXT})"),
 }
 
 

@@ -17,7 +17,8 @@ observed coordinates (l_T z elsewhere) and ends at l = 0. No gradients: one netw
 each channel alike): inpainting (V = I, s = the mask), average-pooling and bicubic super-resolution
 (separable: A = D_h (x) D_w, so the SVD is the Kronecker product of the 1-D matrices' SVDs), block
 compressed sensing (phi has orthonormal rows: U = I, s = 1, V^T = phi completed to an orthonormal basis
-by QR) and denoising (identity). An operator can supply its own with a ``svd(size)`` method.
+by QR), circular blur (V^T = the 2-D Hartley transform, s = |K|, see ``_circulant_svd``) and denoising
+(identity). An operator can supply its own with a ``svd(size)`` method.
 
 Differences from the official code: with sigma_y = 0 the last step (l_s = 0) takes the third case
 (>=), so the observed coordinates end exactly at y_bar, as the paper's p(x_0 | x_1, y); the official
@@ -36,13 +37,19 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
-from ..operators import AveragePoolSR, BicubicSR, BlockCS, Identity, Inpainting, Operator
+from ..operators import AveragePoolSR, BicubicSR, BlockCS, Blur, Identity, Inpainting, Operator
 from ..priors import Prior
 from .base import BatchNoise, SolveResult, check_inputs, check_unit_interval, psnr_tensor
 from .base import randn as batch_randn
 from ._common import check_grid, check_non_negative, image_shape
 
-NO_SVD = "DDRM needs an operator with an SVD (inpainting, SR, CS, denoising)"
+SVD_OPERATORS = (Identity, Inpainting, AveragePoolSR, BicubicSR, BlockCS, Blur)  # those svd_of knows
+SVD_OPERATORS_TEXT = "inpainting, SR, CS, blur, denoising"
+NO_SVD = f"DDRM needs an operator with an SVD ({SVD_OPERATORS_TEXT})"
+
+
+def has_svd(operator: Operator) -> bool:
+    return callable(getattr(operator, "svd", None)) or isinstance(operator, SVD_OPERATORS)
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,8 @@ def svd_of(operator: Operator, size: tuple[int, int]) -> SVD:
         return _separable_svd(operator.matrix_h.double(), operator.matrix_w.double())
     if isinstance(operator, BlockCS):
         return _block_svd(operator.phi.double(), operator.block, size)
+    if isinstance(operator, Blur):
+        return _circulant_svd(operator, size)
     raise ValueError(f"{NO_SVD}, not {type(operator).__name__}")
 
 
@@ -163,6 +172,36 @@ def _block_svd(phi: Tensor, block: int, size: tuple[int, int]) -> SVD:
         return z.reshape(b, c, n, patches)[:, :, :m].reshape(b, c, m, height // block, width // block)
 
     return SVD(s.flatten()[None, None], vt, v, ut, u)
+
+
+def _hartley(x: Tensor) -> Tensor:
+    """The orthonormal 2-D discrete Hartley transform, sum_xy x cas(2 pi (k x / H + l y / W)) / sqrt(HW).
+
+    Real, orthogonal and its own inverse; cas = cos + sin, hence Re(F x) - Im(F x) with F the unitary DFT."""
+    spectrum = torch.fft.fft2(x.float(), norm="ortho")
+    return (spectrum.real - spectrum.imag).to(x.dtype)
+
+
+def _circulant_svd(operator: Blur, size: tuple[int, int]) -> SVD:
+    """Circular convolution, A = F^H diag(K) F. A^T A = F^H diag(|K|^2) F is a symmetric circulant, and since
+    |K| is even in frequency (a real kernel) the real Hartley basis diagonalises it: V^T = the Hartley
+    transform, s = |K|, and U = A V diag(1/s) on the observed coordinates, so U^T y = (V^T A^T y) / s.
+
+    Frequencies with |K| <= pinv_tol * max|K| count as unobserved (s = 0), as in ``Blur.pinv``: there y holds
+    too little of x to be trusted, and DDRM leaves them to the prior. So A x = u(s * vt(x)) up to those."""
+    height, width = size
+    k = torch.fft.fft2(torch.fft.irfft2(operator.transfer_function(height, width), s=(height, width)))
+    magnitude = k.abs().double()
+    s = torch.where(magnitude > operator.pinv_tol * magnitude.max(), magnitude, torch.zeros(()).double()).float()
+
+    def inverse_s(z):
+        return torch.where(s.to(z) > 0, z / s.to(z).clamp_min(1e-12), torch.zeros(()).to(z))
+
+    return SVD(s.flatten()[None, None],
+               vt=lambda x: _hartley(x).flatten(-2),
+               v=lambda z: _hartley(z.unflatten(-1, (height, width))),
+               ut=lambda y: inverse_s(_hartley(operator.adjoint(y))).flatten(-2),
+               u=lambda z: operator.forward(_hartley(inverse_s(z.unflatten(-1, (height, width))))))
 
 
 def ddrm_step(svd: SVD, x0: Tensor, eps: Tensor, y_bar: Tensor, level_next: float, eta: float, eta_b: float,
