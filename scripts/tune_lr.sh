@@ -31,10 +31,11 @@ sharded ablate --method reddiff --param lr --values 0.05 --tasks hdr,deblur-nonl
 # tasks.INPAINT_64's noisy_obs_factors take the best of each column).
 sharded ablate --param obs_weight --values 0.05,0.2,0.5,1.0,2.0 \
     --tasks inpaint-ff20@gaussian:0.05,inpaint-ff20@gaussian:0.1 "${faces[@]}" --out "$out/noisy-obs-weight"
-# Session 8: the linear blurs (tasks.DEBLUR_64), which had only Table 5's SR settings (lr 0.5); DDRM runs on
-# blur since its SVD (V = the Hartley transform) was added.
-bench --tasks deblur-gauss,deblur-motion --methods tv,ddrm "${faces[@]}" --figures 0 --out "$out/deblur-baselines"
-sharded ablate --param lr --values 0.01,0.02,0.05,0.1,0.5 --tasks deblur-gauss,deblur-motion "${faces[@]}" \
-    --out "$out/deblur"
-# then N at DEBLUR_64's rate
-sharded ablate --param steps --values 100,300 --tasks deblur-gauss,deblur-motion "${faces[@]}" --out "$out/deblur-steps"
+# Session 8: the linear blurs (tasks.DEBLUR_64), which had only Table 5's SR settings (lr 0.5), under DPS's
+# noise (noiseless, a 64 px blur is invertible); DDRM runs on blur since its SVD (the Hartley basis) was added.
+# lambda_1 at lr 0.02 (SR's rate at 64 px), then lr and N at the chosen lambda_1 (DEBLUR_64's noisy_obs_factors).
+deblur=deblur-gauss@gaussian:0.05,deblur-motion@gaussian:0.05
+bench --tasks $deblur --methods tv,ddrm "${faces[@]}" --figures 0 --out "$out/deblur-baselines"
+sharded ablate --param obs_weight --values 0.5,1.0,2.0 --lr 0.02 --tasks $deblur "${faces[@]}" --out "$out/deblur-obs-weight"
+sharded ablate --param lr --values 0.005,0.01,0.05 --tasks $deblur "${faces[@]}" --out "$out/deblur-lr"
+sharded ablate --param steps --values 300 --lr 0.02 --tasks $deblur "${faces[@]}" --out "$out/deblur-steps"

@@ -57,7 +57,6 @@ def test_columns_and_suites():
     noisy = bench.suite_columns("noisy")
     assert {c.noise for c in noisy} == {"gaussian:0.05", "gaussian:0.1", "poisson:1.0", "speckle:0.1"}
     assert [c.task for c in bench.suite_columns("linear")] == ["inpaint-ff10", "inpaint-ff20", "sr4", "cs25"]
-    assert [c.task for c in bench.suite_columns("deblur")] == ["deblur-gauss", "deblur-motion"]
     with pytest.raises(ValueError, match="unknown suite"):
         bench.suite_columns("nope")
     with pytest.raises(ValueError):
@@ -129,17 +128,21 @@ def test_t_spacing_mapping():
 def test_ablation_rows_tables_plot_and_resume(capsys, tmp_path, image_dir, tiny_prior_dir):
     pytest.importorskip("matplotlib")
     args = ["ablate", "--param", "beta", "--values", "0,1", "--tasks", "sr4", "--images", image_dir, "--n", 2,
-            "--steps", 2, "--prior", tiny_prior_dir, "--out", tmp_path]
+            "--steps", 2, "--lr", 0.03, "--prior", tiny_prior_dir, "--out", tmp_path]
     code, out, err = run(capsys, *args)
     assert code == 0, err
     rows = lines(tmp_path / "rows.jsonl")
     assert sorted(r["key"].rsplit("|", 1)[1] for r in rows) == ["beta=0.0"] * 2 + ["beta=1.0"] * 2
     assert {r["params"]["beta"] for r in rows} == {0.0, 1.0}
+    assert {(r["params"]["steps"], r["params"]["lr"]) for r in rows} == {(2, 0.03)}
     assert (tmp_path / "ablation_sr4.png").stat().st_size > 1000
     md = (tmp_path / "ablation_psnr.md").read_text()
     assert "| beta \\ psnr | sr4 |" in md and "| 0.0 |" in md and "| 1.0 |" in md
     assert run(capsys, *args)[0] == 0
     assert len(lines(tmp_path / "rows.jsonl")) == 4  # resumed: nothing redone
+    code, _, err = run(capsys, "ablate", "--param", "lr", "--values", "0.1", "--lr", 0.2, "--tasks", "sr4",
+                       "--images", image_dir, "--prior", tiny_prior_dir, "--out", tmp_path / "x")
+    assert code == 2 and "--lr is the swept parameter" in err
 
 
 def test_ablation_t_spacing_rows(tmp_path, image_dir, gauss):

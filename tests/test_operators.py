@@ -173,6 +173,18 @@ def test_blur_pinv_bounds_noise_amplification():
     assert 1 < amplified <= 1 / op.pinv_tol
 
 
+def test_solvers_start_a_blur_from_the_blurred_image_not_its_noise_amplifying_inverse():
+    from hrdis import GaussianPrior, solve
+
+    op = Blur(gaussian_kernel(15, 3.0))
+    x = randn((1, 3, SIZE, SIZE), 14).clamp(-1, 1)
+    y = op(x) + 0.05 * randn((1, 3, SIZE, SIZE), 15)
+    assert torch.equal(op.initial_estimate(y), y)
+    assert torch.equal(solve(y, op, GaussianPrior(), "hrdis", steps=1).init, y)
+    assert torch.equal(Inpainting(random_pixel_mask(SIZE, 0.5, seed=0)).initial_estimate(y),
+                       Inpainting(random_pixel_mask(SIZE, 0.5, seed=0)).pinv(y))  # elsewhere A^+ y
+
+
 def test_a_61_px_blur_of_a_256_image_is_the_circular_convolution_and_caches_its_transfer_function():
     # Speed is measured by `hrdis perf`, not asserted here; this checks the FFT path is exact at the size
     # the speed matters for (a 61x61 kernel at 256 px), against circular padding + a direct convolution.

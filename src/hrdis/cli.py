@@ -126,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--noise", default="none")
     a.add_argument("--seed", type=int, default=0)
     a.add_argument("--steps", type=int, help="base steps for every cell (not with --param steps)")
+    a.add_argument("--lr", type=float, help="base learning rate for every cell (not with --param lr)")
     a.add_argument("--figures", type=int, default=0, help="images whose results are kept as PNGs")
     a.add_argument("--no-plots", action="store_true", help="skip the PNG plots (they need matplotlib)")
     a.add_argument("--out", required=True, help="output folder")
@@ -402,8 +403,11 @@ def cmd_ablate(args) -> int:
     from . import ablate, bench
 
     values = [ablate.parse_value(args.param, v) for v in args.values.split(",") if v.strip()]
-    if args.param == "steps" and args.steps:
-        raise ValueError("--steps is the swept parameter here; drop one of them")
+    for name in ("steps", "lr"):
+        if args.param == name and getattr(args, name) is not None:
+            raise ValueError(f"--{name} is the swept parameter here; drop one of them")
+    if args.lr is not None and not args.lr > 0:
+        raise ValueError(f"--lr must be positive, got {args.lr}")
     if not args.no_plots:
         try:
             ablate._pyplot()  # fail before the run, not after it
@@ -414,7 +418,7 @@ def cmd_ablate(args) -> int:
         prior = _load_prior(args)
         tasks = [t for t in args.tasks.split(",") if t]
         bench_images = bench.load_bench_images(args.images, prior.image_size, args.n, args.first)
-        params = _steps_override(args.steps)
+        params = {**(_steps_override(args.steps) or {}), **({"lr": args.lr} if args.lr is not None else {})}
         ablate.run_ablation(prior, args.param, values, tasks, bench_images, args.out, method=args.method,
                             noise=args.noise, seed=args.seed, params=params, figures=args.figures,
                             rank=rank, world=world)

@@ -1,12 +1,13 @@
 """Measurement operators: the physics y = A(x) of an inverse problem, kept apart from noise and solvers.
 
-An operator maps images x of shape (B, C, H, W) in [-1, 1] to measurements y. Solvers use four views
-of it:
+An operator maps images x of shape (B, C, H, W) in [-1, 1] to measurements y. Solvers and the benchmark
+use five views of it:
 
 - ``forward`` (also ``op(x)``): y = A(x), differentiable, so a solver can backpropagate a data loss;
 - ``adjoint``: A^T y, the exact adjoint of a linear A (<A x, y> = <x, A^T y>);
-- ``pinv``: A^+ y, a right inverse used to initialise solvers (A A^+ y = y wherever A is onto);
-- ``measurement_image``: y turned into a displayable image for figure grids.
+- ``pinv``: A^+ y, a right inverse (A A^+ y = y wherever A is onto);
+- ``measurement_image``: y turned into a displayable image for figure grids;
+- ``initial_estimate``: where the optimisation solvers start, A^+ y except for blur (y itself).
 
 All operators here are linear. They keep the dtype and device of their input (internal tensors are
 cast on the fly, so float64 works for exact adjoint checks) and accept any batch size.
@@ -78,6 +79,10 @@ class Operator:
     def measurement_image(self, y: Tensor) -> Tensor:
         """A displayable (B, C, h, w) image in [-1, 1] for figure grids."""
         return self.pinv(y).clamp(-1, 1)
+
+    def initial_estimate(self, y: Tensor) -> Tensor:
+        """Where the optimisation solvers (HRDIS, RED-diff, TV) start: A^+(y) unless an operator knows better."""
+        return self.pinv(y)
 
     def equivalents(self, x: Tensor) -> list[Tensor]:
         """Images with exactly the measurement of x, x first. Only x for most operators; phase retrieval
@@ -442,6 +447,15 @@ class Blur(Operator):
 
     def adjoint(self, y: Tensor) -> Tensor:
         return self._apply(y, torch.conj)
+
+    def measurement_image(self, y: Tensor) -> Tensor:
+        return y.clamp(-1, 1)  # the blurred image itself
+
+    def initial_estimate(self, y: Tensor) -> Tensor:
+        # The blurred image, not A^+ y: the inverse divides y's noise by |K|, up to 1 / pinv_tol (100x). On
+        # 4 tuning faces under Gaussian noise 0.05, A^+ y scored 9-11 dB and HRDIS from it 27.4 / 19.5 dB
+        # (Gaussian / motion blur), from y 29.7 / 25.9. The paper too starts from "the degraded image".
+        return y.clone()
 
     def pinv(self, y: Tensor) -> Tensor:
         def truncated_inverse(k: Tensor) -> Tensor:

@@ -22,10 +22,11 @@ def total_variation(x: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
 def tv(y: torch.Tensor, operator: Operator, prior=None, *, steps: int = 300, tv_weight: float = 0.01,
        lr: float = 0.02, seed: int = 0, reference: torch.Tensor | None = None, progress: bool = False,
        **_ignored) -> SolveResult:
-    """argmin_x mean(1/2 (y - A x)^2) + tv_weight * TV(x) by Adam from A^+ y (the prior is not used)."""
+    """argmin_x mean(1/2 (y - A x)^2) + tv_weight * TV(x) by Adam from A^+ y (``initial_estimate``; the
+    prior is not used)."""
     check_inputs(y, operator, None, steps)
     start = time.perf_counter()
-    x_init = operator.pinv(y).detach()
+    x_init = operator.initial_estimate(y).detach()
     x = x_init.clone().requires_grad_(True)
     opt = torch.optim.Adam([x], lr=lr)
     history = []

@@ -123,7 +123,7 @@ def hrdis(
 
     Args:
         y: the measurement, shaped as ``operator(x)``.
-        operator: A, with ``pinv`` for the initialisation mu = A^+(y).
+        operator: A; mu starts at ``operator.initial_estimate(y)`` (A^+(y), or y itself for blur).
         prior: a diffusion prior (noise prediction eps_theta and its schedule).
         steps: N, the number of optimisation steps (one network evaluation each).
         beta: beta, the weight of fresh noise in the hybrid noise (1 = RED-diff, 0 = CR); a number,
@@ -141,7 +141,7 @@ def hrdis(
         seed: seeds the fresh noise; the same seed gives the same result. Per image: an int s gives
             image b the seed s + b (a list gives one seed per image), so a batch restores exactly as
             single solves at those seeds.
-        init: start from this image instead of A^+(y).
+        init: start from this image instead.
         reference: the ground truth, only to record PSNR per step (never used by the solver).
         progress: show a progress bar.
     """
@@ -151,7 +151,7 @@ def hrdis(
     start = time.perf_counter()
     generator = BatchNoise(seed, y.shape[0])
 
-    x_init = (operator.pinv(y) if init is None else init).detach().float()
+    x_init = (operator.initial_estimate(y) if init is None else init).detach().float()
     mu = x_init.clone().requires_grad_(True)
     optimizer = torch.optim.Adam([mu], lr=lr, betas=(0.9, 0.99))
     timesteps = prior.schedule.timesteps(steps, t_start, t_end)
