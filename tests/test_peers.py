@@ -173,6 +173,7 @@ def test_dps_handles_nonlinear_operators(rough_prior):
     ("pigdm", dict(eta=-0.1), "eta"),
     ("ddrm", dict(eta_b=2.0), "eta_b"),
     ("ddrm", dict(sigma_y=-0.1), "sigma_y"),
+    ("pigdm", dict(sigma_y=-0.1), "sigma_y"),
     ("dmplug", dict(window=0), "window"),
     ("dmplug", dict(ddim_steps=0), "ddim_steps"),
     ("dmplug", dict(lr=0.0), "lr"),
@@ -200,6 +201,7 @@ def test_task_parameters():
     assert task_step_size("phase-retrieval") == 1.0
     assert resolve_params("ddrm", "sr4", "gaussian:0.05")["sigma_y"] == 0.05
     assert "sigma_y" not in resolve_params("ddrm", "sr4")
+    assert resolve_params("pigdm", "deblur-gauss", "gaussian:0.1")["sigma_y"] == 0.1
     assert resolve_params("drddim", "sr4") == {"steps": 100, "obs_weight": 1.0, "reg_weight": 0.2, "lr": 0.5}
 
 
@@ -378,6 +380,37 @@ def test_ddrm_with_noisy_measurements_does_not_fit_the_noise(rough_prior, proble
     residual = {sigma_y: (op(solve(noisy.repeat(4, 1, 1, 1), op, rough_prior, "ddrm", steps=50, sigma_y=sigma_y).image)
                           - noisy).pow(2).flatten(1).mean(1).sqrt().mean().item() for sigma_y in (0.0, 0.05)}
     assert residual[0.0] < 1e-3 and 0.025 < residual[0.05] < 0.075
+
+
+def test_pigdm_noisy_guidance_is_the_gaussian_likelihood_gradient():
+    """r^2 A^T (r^2 A A^T + sigma_y^2 I)^-1 (y - A x0), against dense matrices; A^+ (y - A x0) as sigma_y -> 0."""
+    from hrdis.solvers.pigdm import measurement_correction
+
+    g = torch.Generator().manual_seed(4)
+    ops = {"blur": operators.Blur(operators.motion_kernel(5, 0.5, seed=2), pinv_tol=0), "sr2": operators.AveragePoolSR(2),
+           "inpaint": operators.Inpainting(random_pixel_mask(8, 0.5, seed=1))}
+    for name, op in ops.items():
+        x, x0 = torch.randn((2, 1, 1, 8, 8), generator=g, dtype=torch.float64)
+        y = op(x)
+        basis = torch.eye(64, dtype=torch.float64).reshape(64, 1, 8, 8)
+        a = op(basis).reshape(64, -1).T  # A as a matrix: column j is A e_j
+        r2, sigma_y = 0.3, 0.1
+        want = r2 * a.T @ torch.linalg.solve(r2 * a @ a.T + sigma_y**2 * torch.eye(a.shape[0], dtype=a.dtype),
+                                            (y - op(x0)).flatten())
+        got = measurement_correction(y, op, sigma_y, x.shape)(x0, torch.tensor(r2))
+        assert torch.allclose(got.flatten(), want, atol=1e-5), name  # the SVDs run in float32
+        limit = measurement_correction(y, op, 1e-6, x.shape)(x0, torch.tensor(r2))
+        assert torch.allclose(limit, measurement_correction(y, op, 0.0, x.shape)(x0, torch.tensor(r2)), atol=1e-4), name
+
+
+def test_pigdm_with_noisy_measurements_does_not_fit_the_noise(rough_prior, problems):
+    from hrdis.noise import GaussianNoise
+
+    op, y, _ = problems["sr2"]
+    noisy = GaussianNoise(0.05)(y, seed=0)
+    residual = {sigma_y: (op(solve(noisy.repeat(4, 1, 1, 1), op, rough_prior, "pigdm", steps=50, sigma_y=sigma_y).image)
+                          - noisy).pow(2).flatten(1).mean(1).sqrt().mean().item() for sigma_y in (0.0, 0.05)}
+    assert residual[0.0] < 0.01 and 0.025 < residual[0.05] < 0.075
 
 
 def test_every_method_accepts_the_preset_of_every_task_it_applies_to():

@@ -15,7 +15,8 @@ from .base import SolveResult
 from .blind import hrdis_blind
 from .classical import bicubic, tv
 from .ddim import ddim
-from .ddrm import SVD_OPERATORS_TEXT, ddrm, ddrm_task_params, has_svd
+from ._common import sigma_y_task_params
+from .ddrm import SVD_OPERATORS_TEXT, ddrm, has_svd
 from .dmplug import dmplug
 from .dps import dps, dps_task_params
 from .drddim import drddim
@@ -103,10 +104,11 @@ METHODS: dict[str, Method] = {
     "drddim": Method("drddim", drddim, "DR+DDIM, the HRDIS paper's ablation (App. C.3): denoising regularisation whose "
                      "noise follows DDIM's deterministic/random split (eta = 1); 1 NFE per step, no backprop",
                      {}, _hrdis_task_params),
-    "pigdm": Method("pigdm", pigdm, "PiGDM (Song et al., ICLR 2023): DDIM with pseudo-inverse guidance, noiseless "
-                    "linear A; 100 NFE, backprop through the network", applies_to=_linear, requires="a linear operator"),
+    "pigdm": Method("pigdm", pigdm, "PiGDM (Song et al., ICLR 2023): DDIM with pseudo-inverse guidance, linear A "
+                    "(under Gaussian noise, one with an SVD); 100 NFE, backprop through the network", {},
+                    sigma_y_task_params, applies_to=_linear, requires="a linear operator"),
     "ddrm": Method("ddrm", ddrm, "DDRM (Kawar et al., NeurIPS 2022): DDIM in the SVD space of A (eta 0.85, eta_b 1), "
-                   f"{SVD_OPERATORS_TEXT}; 100 NFE, no backprop", {}, ddrm_task_params,
+                   f"{SVD_OPERATORS_TEXT}; 100 NFE, no backprop", {}, sigma_y_task_params,
                    applies_to=has_svd, requires=f"an operator with an SVD ({SVD_OPERATORS_TEXT})"),
 }
 

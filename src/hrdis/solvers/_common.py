@@ -35,3 +35,10 @@ def psnr_per_image(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """(B,) PSNR in dB of images in [-1, 1] (on the [0, 1] scale), as ``base.psnr_tensor`` but per image."""
     mse = ((x.clamp(-1, 1) - reference) / 2).pow(2).flatten(1).mean(1).clamp_min(1e-12)
     return 10 * torch.log10(1.0 / mse)
+
+
+def sigma_y_task_params(task, noise) -> dict:
+    """DDRM and PiGDM model Gaussian measurement noise: take sigma_y from it (other noise models: sigma_y = 0)."""
+    from ..noise import GaussianNoise
+
+    return {"sigma_y": noise.sigma} if isinstance(noise, GaussianNoise) else {}

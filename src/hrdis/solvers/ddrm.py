@@ -287,10 +287,3 @@ def ddrm(
     return SolveResult(image=x.clamp(-1, 1), init=x_init, history=history, nfe=steps, backprop=False, method="ddrm",
                        params=dict(steps=steps, eta=eta, eta_b=eta_b, sigma_y=sigma_y, seed=seed),
                        seconds=time.perf_counter() - start)
-
-
-def ddrm_task_params(task, noise) -> dict:
-    """DDRM models Gaussian measurement noise: take sigma_y from it (other noise models: sigma_y = 0)."""
-    from ..noise import GaussianNoise
-
-    return {"sigma_y": noise.sigma} if isinstance(noise, GaussianNoise) else {}
