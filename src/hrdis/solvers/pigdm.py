@@ -19,11 +19,12 @@ eps_y = eps_theta - sigma_t g, which then drives an ordinary DDIM step (``sampli
 with guidance weight w (1 = the plain posterior score). For data of unit variance d x0_hat / d x_t
 ~ alpha_t, and x0_y is the projection x0_hat + A^+(y - A x0_hat) onto the measurements.
 
-With Gaussian noise of standard deviation sigma_y (the paper's Eq. 8), p(y | x_t) ~ N(A x0_hat, r_t^2 A A^T +
-sigma_y^2 I), and A^+ (y - A x0_hat) above becomes r_t^2 A^T (r_t^2 A A^T + sigma_y^2 I)^-1 (y - A x0_hat) =
-V diag(s / (s^2 + sigma_y^2 / r_t^2)) U^T (y - A x0_hat), through DDRM's SVD of A (``ddrm.svd_of``). It
-equals A^+ (y - A x0_hat) at sigma_y = 0, and it no longer divides the noise by small singular values: with
-sigma_y = 0 on a noisy blur, A^+ amplifies the noise up to 100x and the samples are noise.
+With Gaussian noise of standard deviation sigma_y (the PiGDM paper's noisy case),
+p(y | x_t) ~ N(A x0_hat, r_t^2 A A^T + sigma_y^2 I), and A^+ (y - A x0_hat) above becomes
+r_t^2 A^T (r_t^2 A A^T + sigma_y^2 I)^-1 (y - A x0_hat) = V diag(s / (s^2 + sigma_y^2 / r_t^2)) U^T (y - A x0_hat),
+through DDRM's SVD of A (``ddrm.svd_of``). It equals A^+ (y - A x0_hat) at sigma_y = 0, and it no longer
+divides the noise by small singular values: with sigma_y = 0 on a noisy 64 px blur, A^+ amplifies the noise
+up to 100x and the samples are noise (11 dB; docs/RESULTS.md, "Linear deblurring under noise").
 
 Differences from other implementations: the paper's Algorithm 1 adds the guidance to the DDIM update
 as a separate weighted term; RED-diff's and HRDIS's reference code adds
