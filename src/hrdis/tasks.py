@@ -48,11 +48,12 @@ BLIND_LOWLIGHT = dict(steps=300, obs_weight=1.0, reg_weight=0.25, lr=0.1)
 INPAINT_64 = dict(lr=0.02, noisy_obs_factors=(2.0, 0.5))
 SR_64 = dict(lr=0.02)
 CS_64 = dict(lr=0.02)
-# The linear blurs (Table 5 has none; SR's lr 0.5 was their preset) under DPS's noise, Gaussian 0.05, same faces;
-# HRDIS now starts from the blurred image (``Blur.initial_estimate``). lambda_1 0.5 / 1 / 2 at lr 0.02 ->
-# 28.54 / 29.54 / 29.84 dB (Gaussian blur), 24.89 / 25.78 / 26.50 (motion); then at lambda_1 2, lr 0.005 / 0.01 /
-# 0.02 / 0.05 -> 31.03 / 30.95 / 29.84 / 27.46 and 25.44 / 26.63 / 26.50 / 24.53; N 300 (lr 0.02) was worse
-# (29.22 / 26.13). TV: 29.65 / 26.11, DDRM: 32.05 / 28.35. Heavier noise takes lambda_1 x 0.5, as inpainting.
+# The linear blurs (Table 5 has none; SR's lr 0.5 was their preset), swept on the same faces under DPS's
+# noise, Gaussian 0.05 (noiseless, a 64 px blur is invertible by A^+ alone), HRDIS starting from the blurred
+# image (``Blur.initial_estimate``). lambda_1 0.5 / 1 / 2 at lr 0.02 -> 28.54 / 29.54 / 29.84 dB (Gaussian blur),
+# 24.89 / 25.78 / 26.50 (motion); then at lambda_1 2, lr 0.005 / 0.01 / 0.02 / 0.05 -> 31.03 / 30.95 / 29.84 /
+# 27.46 and 25.44 / 26.63 / 26.50 / 24.53; N 300 (lr 0.02) was worse (29.22 / 26.13). TV: 29.65 / 26.11, DDRM:
+# 32.05 / 28.35. Heavier noise takes lambda_1 x 0.5, as inpainting (not swept).
 DEBLUR_64 = dict(lr=0.01, noisy_obs_factors=(2.0, 0.5))
 # The nonlinear problems were short of steps, not of rate (same script and faces). Each takes the fewest
 # steps of {100, 300, 1000} at which HRDIS matches RED-diff's 1000-step preset on the tuning faces.
