@@ -418,7 +418,9 @@ def cmd_ablate(args) -> int:
         prior = _load_prior(args)
         tasks = [t for t in args.tasks.split(",") if t]
         bench_images = bench.load_bench_images(args.images, prior.image_size, args.n, args.first)
-        params = {**(_steps_override(args.steps) or {}), **({"lr": args.lr} if args.lr is not None else {})}
+        params = _steps_override(args.steps) or {}
+        if args.lr is not None:
+            params["lr"] = args.lr
         ablate.run_ablation(prior, args.param, values, tasks, bench_images, args.out, method=args.method,
                             noise=args.noise, seed=args.seed, params=params, figures=args.figures,
                             rank=rank, world=world)
