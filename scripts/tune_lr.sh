@@ -39,3 +39,14 @@ bench --tasks $deblur --methods tv,ddrm "${faces[@]}" --figures 0 --out "$out/de
 sharded ablate --param obs_weight --values 0.5,1.0,2.0 --lr 0.02 --tasks $deblur "${faces[@]}" --out "$out/deblur-obs-weight"
 sharded ablate --param lr --values 0.005,0.01,0.05 --tasks $deblur "${faces[@]}" --out "$out/deblur-lr"
 sharded ablate --param steps --values 300 --lr 0.02 --tasks $deblur "${faces[@]}" --out "$out/deblur-steps"
+# Session 9: noisy SR x4 and CS 25% (tasks.SR_64 / CS_64 noisy_obs_factors; they had App. C.2's 0.1 / 0.05), with
+# the baselines on the same faces; run as one process beside other jobs, hence no `sharded`.
+srcs=sr4@gaussian:0.05,sr4@gaussian:0.1,cs25@gaussian:0.05,cs25@gaussian:0.1
+hrdis ablate --param obs_weight --values 0.1,0.5,1.0,2.0 --tasks $srcs "${faces[@]}" --figures 0 --out "$out/noisy-sr-cs-obs-weight"
+bench --tasks $srcs --methods tv,ddrm,bicubic "${faces[@]}" --figures 0 --out "$out/noisy-sr-cs-baselines"
+hrdis ablate --param obs_weight --values 0.02,0.05 --tasks sr4@gaussian:0.1 "${faces[@]}" --figures 0 --out "$out/noisy-sr-obs-weight-low"
+hrdis ablate --param obs_weight --values 0.2 --tasks sr4@gaussian:0.1 "${faces[@]}" --figures 0 --out "$out/noisy-sr-obs-weight-0.2"
+hrdis ablate --param obs_weight --values 4.0,8.0 --tasks cs25@gaussian:0.05,cs25@gaussian:0.1 "${faces[@]}" --figures 0 \
+    --out "$out/noisy-cs-obs-weight-high"
+hrdis ablate --param obs_weight --values 16.0 --tasks cs25@gaussian:0.05,cs25@gaussian:0.1 "${faces[@]}" --figures 0 \
+    --out "$out/noisy-cs-obs-weight-16"

@@ -222,7 +222,9 @@ def test_presets_take_the_overrides_tuned_for_the_priors_image_size():
     assert noisy["lr"] == 0.02 and noisy["obs_weight"] == pytest.approx(2.0) and noisy["min_weight"] == 2.0
     assert resolve_params("hrdis", "inpaint-ff20", "poisson:1.0", image_size=64)["obs_weight"] == pytest.approx(0.5)
     assert resolve_params("hrdis", "inpaint-box", "gaussian:0.1")["obs_weight"] == pytest.approx(0.05)  # C.2
-    assert resolve_params("hrdis", "sr4", "gaussian:0.05", image_size=64)["obs_weight"] == pytest.approx(0.1)
+    assert resolve_params("hrdis", "sr4", "gaussian:0.05")["obs_weight"] == pytest.approx(0.1)  # C.2
+    assert resolve_params("hrdis", "sr4", "gaussian:0.1", image_size=64)["obs_weight"] == pytest.approx(0.2)
+    assert resolve_params("hrdis", "cs25", "speckle:0.1", image_size=64)["obs_weight"] == pytest.approx(8.0)
     assert "noisy_obs_factors" not in resolve_params("hrdis", "inpaint-box", image_size=64)
     # solve takes the size from the prior
     x = torch.zeros(1, 3, 64, 64)
