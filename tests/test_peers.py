@@ -403,6 +403,11 @@ def test_pigdm_noisy_guidance_is_the_gaussian_likelihood_gradient():
         assert torch.allclose(got.flatten(), want, atol=1e-5), name  # the SVDs run in float32
         limit = measurement_correction(y, op, 1e-6, x.shape)(x0, torch.tensor(r2))
         assert torch.allclose(limit, measurement_correction(y, op, 0.0, x.shape)(x0, torch.tensor(r2)), atol=1e-4), name
+    class Scale(operators.Operator):  # linear, but without an SVD
+        def forward(self, x):
+            return 2 * x
+    with pytest.raises(ValueError, match="PiGDM with sigma_y > 0 needs an operator with an SVD .*, not Scale"):
+        measurement_correction(torch.zeros(1, 1, 8, 8), Scale(), 0.1, (1, 1, 8, 8))
 
 
 def test_pigdm_with_noisy_measurements_does_not_fit_the_noise(rough_prior, problems):

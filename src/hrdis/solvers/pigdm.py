@@ -46,7 +46,7 @@ from ..priors import Prior
 from ..sampling import ddim_step
 from .base import BatchNoise, SolveResult, check_inputs, check_unit_interval, psnr_tensor, randn
 from ._common import check_grid, check_non_negative, image_shape, next_timestep
-from .ddrm import NO_SVD, has_svd, svd_of
+from .ddrm import SVD_OPERATORS_TEXT, has_svd, svd_of
 
 # correction(x0_hat, r_t^2): the image-space residual that the guidance backpropagates
 Correction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -58,7 +58,8 @@ def measurement_correction(y: torch.Tensor, operator: Operator, sigma_y: float, 
         target = operator.pinv(y).detach()  # A^+ y
         return lambda x0, r2: target - operator.pinv(operator(x0))
     if not has_svd(operator):
-        raise ValueError(f"PiGDM with sigma_y > 0 weighs each singular value by the noise: {NO_SVD}")
+        raise ValueError(f"PiGDM with sigma_y > 0 needs an operator with an SVD ({SVD_OPERATORS_TEXT}), not "
+                         f"{type(operator).__name__}; sigma_y=0 runs its noiseless form")
     svd = svd_of(operator, tuple(shape[-2:]))
     s = svd.singulars.to(y)
 
