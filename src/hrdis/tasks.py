@@ -51,8 +51,8 @@ INPAINT_64 = dict(lr=0.02, noisy_obs_factors=(2.0, 0.5))
 # 23.15 dB; 0.02 / 0.05 / 0.1 / 0.2 / 0.5 / 1 under Gaussian 0.1 -> 17.70 / 20.70 / 22.15 / 22.31 / 21.95 / 21.64
 # (C.2's 0.1 and 0.05 were 0.7 and 1.6 dB short). CS wants a strong data term even under noise: lambda_1 0.1 /
 # 0.5 / 1 / 2 / 4 / 8 / 16 -> 24.42 / 25.53 / 25.72 / 25.87 / 26.06 / 26.28 / 26.09 (Gaussian 0.05) and 24.02 /
-# 24.42 / 24.42 / 24.47 / 24.57 / 24.73 / 24.60 (0.1); 8 beat 4 and 16 on each by 0.13-0.22 dB (s.e. <= 0.06,
-# paired). TV / DDRM on these faces: SR 22.72 / 22.94 and 21.30 / 22.29, CS 25.89 / 25.04 and 24.25 / 24.52.
+# 24.42 / 24.42 / 24.47 / 24.57 / 24.73 / 24.60 (0.1); 8 beat 4 and 16 on each by 0.13-0.22 dB (means).
+# TV / DDRM on these faces: SR 22.72 / 22.94 and 21.30 / 22.29, CS 25.89 / 25.04 and 24.25 / 24.52.
 # Poisson and speckle take the heavy factor, unswept.
 SR_64 = dict(lr=0.02, noisy_obs_factors=(0.5, 0.2))
 CS_64 = dict(lr=0.02, noisy_obs_factors=(8.0, 8.0))
