@@ -9,3 +9,6 @@ sharded() {
   fi
 }
 bench() { sharded bench "$@"; }
+# The network's precision in every eval script: bf16 where the CPU computes it natively (about half the time of
+# fp32), else fp32 (emulated bf16 is slower than fp32). PRECISION=fp32|bf16 overrides; bench rows record it.
+PRECISION=${PRECISION:-$(python3 -c 'from hrdis.runtime import cpu_has_native_bf16 as f; print("bf16" if f() else "fp32")')}

@@ -8,5 +8,5 @@ source scripts/_bench.sh
 n=${1:-8}
 out=${2:-docs/bench/ablate-beta-5}
 args=(--param beta --values 0,0.1,0.2,0.5,1 --tasks inpaint-box,sr4,deblur-nonlinear
-      --images ../shared/data/celeba-10k.tar --first 9901 --num-images "$n" --precision bf16 --out "$out")
+      --images ../shared/data/celeba-10k.tar --first 9901 --num-images "$n" --precision "$PRECISION" --out "$out")
 sharded ablate "${args[@]}"

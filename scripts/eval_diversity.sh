@@ -4,6 +4,7 @@
 # Usage: bash scripts/eval_diversity.sh [FACE, default 009901] [SEEDS, default 8]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/_bench.sh
 face=${1:-009901}; seeds=${2:-8}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 python - ../shared/data/celeba-10k.tar "celebA/$face.jpg" "$tmp" <<'PY'
@@ -16,5 +17,5 @@ except KeyError:
 PY
 for method in hrdis reddiff; do
   hrdis diversity --input "$tmp/celebA/$face.jpg" --resize --task sr16 --method "$method" --seeds "$seeds" \
-      --precision bf16 --out "docs/bench/diversity/$method"
+      --precision "$PRECISION" --out "docs/bench/diversity/$method"
 done

@@ -9,5 +9,5 @@ cd "$(dirname "$0")/.."
 source scripts/_bench.sh
 n=${1:-16}; methods=${2:-hrdis,reddiff}; out=${3:-docs/bench/nonlinear-suite}
 bench --suite nonlinear --methods "$methods" --images ../shared/data/celeba-10k.tar --first 9901 \
-    --num-images "$n" --precision bf16 --out "$out"
-python scripts/lowlight_example.py --n 8 --precision bf16 --threads 2
+    --num-images "$n" --precision "$PRECISION" --out "$out"
+python scripts/lowlight_example.py --n 8 --precision "$PRECISION" --threads 2

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/_bench.sh
 n=${1:-6}; n_backprop=${2:-2}; n_phase=${3:-2}; out=${4:-docs/bench/peers}
-data=(--images ../shared/data/celeba-10k.tar --first 9901 --precision bf16)
+data=(--images ../shared/data/celeba-10k.tar --first 9901 --precision "$PRECISION")
 bench --tasks inpaint-ff20,sr4,cs25 --methods hrdis,reddiff,drddim,ddrm,pigdm,ddim "${data[@]}" \
     --num-images "$n" --out "$out"
 bench --tasks inpaint-ff20,sr4,cs25,phase-retrieval --methods hrdis,dps,dmplug "${data[@]}" \

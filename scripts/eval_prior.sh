@@ -8,5 +8,5 @@ source scripts/_bench.sh
 n=${1:-100}
 out=${2:-docs/bench/prior-quality}
 bench --tasks inpaint-box,sr4 --methods hrdis,tv,bicubic --images ../shared/data/celeba-10k.tar \
-    --first 9901 --num-images "$n" --precision bf16 --out "$out"
-hrdis sample --n 64 --steps 50 --seed 0 --precision bf16 --out docs/samples64.png
+    --first 9901 --num-images "$n" --precision "$PRECISION" --out "$out"
+hrdis sample --n 64 --steps 50 --seed 0 --precision "$PRECISION" --out docs/samples64.png

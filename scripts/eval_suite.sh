@@ -17,4 +17,4 @@ n=${2:-100}
 methods=${3:-hrdis,ddrm,tv}
 out=${4:-docs/bench/$suite}
 bench --suite "$suite" --methods "$methods" --images ../shared/data/celeba-10k.tar --first 9901 --num-images "$n" \
-    --precision bf16 --out "$out"
+    --precision "$PRECISION" --out "$out"

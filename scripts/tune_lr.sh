@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 source scripts/_bench.sh
 n=${1:-16}
 out=${2:-docs/bench/tune-lr}
-faces=(--images ../shared/data/celeba-10k.tar --first 9501 --num-images "$n" --precision bf16)
+faces=(--images ../shared/data/celeba-10k.tar --first 9501 --num-images "$n" --precision "$PRECISION")
 bench --tasks inpaint-box,inpaint-ff20,sr4,cs25 --methods tv,bicubic "${faces[@]}" --figures 0 --out "$out/baselines"
 sharded ablate --param lr --values 0.01,0.02,0.05,0.1,0.2 --tasks inpaint-box,inpaint-ff20 "${faces[@]}" \
     --out "$out/inpaint"

@@ -72,6 +72,7 @@ def test_bench_resumes_only_missing_cells(tmp_path, image_dir, gauss, monkeypatc
     assert len(rows) == 8 and len({r["key"] for r in rows}) == 8
     for r in rows:
         assert {"hf_ratio", "peak_mem_mb", "mem_method", "column"} <= r.keys()
+        assert r["precision"] == "fp32"  # the network's precision, so mixed-precision tables can be told apart
     # Interrupted: five whole lines survive, the sixth is cut mid-way.
     text = (out / "rows.jsonl").read_text().splitlines(keepends=True)
     (out / "rows.jsonl").write_text("".join(text[:5]) + text[5][:30])
@@ -109,7 +110,7 @@ def test_tables_contents(tmp_path, image_dir, gauss):
     cost = (tmp_path / "table_cost.md").read_text()
     assert "| method | s / image | NFE | backprop |" in cost
     assert next(x for x in cost.splitlines() if x.startswith("| dps |")).split("|")[4].strip() == "yes"
-    assert "/proc/self/statm" in cost
+    assert "/proc/self/statm" in cost and "network precision: fp32." in cost
     csv_lines = (tmp_path / "table_psnr.csv").read_text().splitlines()
     assert csv_lines[0] == "method,sr4,inpaint-ff20@gaussian:0.05" and len(csv_lines) == 4
     figs = bench.write_figures(tmp_path, methods, cols)

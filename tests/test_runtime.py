@@ -7,7 +7,7 @@ from PIL import Image
 from hrdis import load_prior, solve
 from hrdis.cli import main
 from hrdis.operators import AveragePoolSR
-from hrdis.runtime import network_dtype, resolve_device
+from hrdis.runtime import network_dtype, prior_options, prior_precision, resolve_device
 from hrdis.tasks import TASKS, box_size, blur_kernel_size
 
 
@@ -22,6 +22,33 @@ def test_device_and_precision_resolution():
     assert network_dtype("fp32", bf16=True) is torch.bfloat16  # --bf16 stays an alias
     with pytest.raises(ValueError, match="contradicts"):
         network_dtype("fp16", bf16=True)
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_bf16_on_a_cpu_without_native_bf16_warns(monkeypatch, capsys, tmp_path, tiny_prior_dir, native):
+    caps = {**torch.cpu.get_capabilities(), "avx512_bf16": native, "amx_bf16": False}
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: caps)
+    args = type("Args", (), {"device": "cpu", "precision": "bf16"})()
+    if native:
+        assert prior_options(args)["autocast"] is torch.bfloat16
+    else:
+        with pytest.warns(UserWarning, match="no native bf16.*use --precision fp32"):
+            prior_options(args)
+    # Through the CLI the warning is one line on stderr.
+    face = tmp_path / "face.png"
+    Image.fromarray((torch.rand(32, 32, 3) * 255).byte().numpy()).save(face)
+    assert main(["solve", "--input", str(face), "--task", "sr4", "--steps", "1", "--prior", str(tiny_prior_dir),
+                 "--device", "cpu", "--precision", "bf16", "--out", str(tmp_path / "r.png")]) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if "native bf16" in line]
+    if native:
+        assert warned == []
+    else:
+        assert len(warned) == 1 and warned[0].startswith("hrdis: warning: ")
+
+
+def test_prior_precision_names_the_autocast_dtype(tiny_prior_dir):
+    assert prior_precision(load_prior(tiny_prior_dir)) == "fp32"
+    assert prior_precision(load_prior(tiny_prior_dir, autocast=torch.bfloat16)) == "bf16"
 
 
 def test_low_precision_network_keeps_the_solver_float32(tiny_prior_dir):

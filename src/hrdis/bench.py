@@ -45,6 +45,7 @@ from . import images, metrics
 from .api import resolve_params, solve
 from .noise import parse_noise
 from .priors import Prior
+from .runtime import prior_device, prior_precision
 from .solvers import get_method
 from .tasks import get_task
 
@@ -118,12 +119,6 @@ def suite_columns(name: str, noise: str = "none") -> list[Column]:
 
 def safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._=-]+", "-", name)
-
-
-def _device_of(prior) -> torch.device:
-    for t in list(prior.parameters()) + list(prior.buffers()):
-        return t.device
-    return torch.device("cpu")
 
 
 def _rss_bytes() -> int | None:
@@ -270,7 +265,7 @@ def run_cells(prior: Prior, columns: list[Column], methods: list[str], bench_ima
     cells = [(c, m, im) for g, (c, im) in enumerate((c, im) for c in columns for im in bench_images)
              if g % world == rank for m in methods if (c.task, m) in runnable]
     todo = [c for c in cells if cell_key(c[0].task, c[1], c[2].name, c[0].noise, seed, c[0].tag) not in done]
-    device = _device_of(prior)
+    device, precision = prior_device(prior), prior_precision(prior)
     fig_names = {im.name for im in bench_images[:figures]}
     drop_partial_line(rows_path)
     with open(rows_path, "a") as f:
@@ -287,7 +282,7 @@ def run_cells(prior: Prior, columns: list[Column], methods: list[str], bench_ima
                            file=sys.stderr)
             row = {"key": key, "task": col.task, "column": col.label, "tag": col.tag, "method": method,
                    "image": im.name, "noise": col.noise, "seed": seed, **fields, "device": str(device),
-                   "rank": rank, **(extra or {})}
+                   "precision": precision, "rank": rank, **(extra or {})}
             f.write(json.dumps(row, default=str) + "\n")
             f.flush()
             os.fsync(f.fileno())
@@ -545,8 +540,9 @@ def write_cost_table(rows: list[dict], out: str | Path, methods: list[str], task
         w.writerow(cells)
     mem_methods = sorted({r.get("mem_method", "unavailable") for r in rows})
     devices = sorted({r.get("device", "?") for r in rows})
+    precisions = sorted({r.get("precision", "unrecorded") for r in rows})
     md += ["", f"Over {len({_col(r) for r in rows})} column(s) ({', '.join(sorted({_col(r) for r in rows}))}); "
-           f"device: {', '.join(devices)}. NFE: network evaluations (all restarts). Backprop: whether the method "
+           f"device: {', '.join(devices)}; network precision: {', '.join(precisions)}. NFE: network evaluations (all restarts). Backprop: whether the method "
            "differentiates through the network.", "Peak memory: " +
            "; ".join(MEMORY_METHODS.get(k, k) for k in mem_methods) + "."] + failures
     images.atomic_write_bytes(out / "table_cost.md", ("\n".join(md) + "\n").encode())

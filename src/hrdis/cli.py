@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import torch
@@ -475,6 +476,11 @@ COMMANDS = {"solve": cmd_solve, "info": cmd_info, "sample": cmd_sample, "bench":
             "ablate": cmd_ablate, "diversity": cmd_diversity}
 
 
+def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line each, without the source line Python shows by default."""
+    print(f"hrdis: warning: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["perf"]:  # its own parser (hrdis.perf)
@@ -482,7 +488,9 @@ def main(argv: list[str] | None = None) -> int:
         return perf_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
-        status = COMMANDS[args.command](args) or 0  # bench/ablate: 1 when some cells failed
+        with warnings.catch_warnings():  # restores showwarning when done (main is also called from tests)
+            warnings.showwarning = _print_warning
+            status = COMMANDS[args.command](args) or 0  # bench/ablate: 1 when some cells failed
     except (ValueError, TypeError, OSError, FloatingPointError) as exc:
         print(f"hrdis: error: {exc}", file=sys.stderr)
         return 2
