@@ -6,6 +6,7 @@ import torch
 from hrdis import GaussianPrior, load_prior, solve
 from hrdis.operators import AveragePoolSR, Inpainting
 from hrdis.solvers.base import BatchNoise, per_image_seeds
+from hrdis.tasks import get_task
 
 
 def measurements(op, size, n=3):
@@ -43,3 +44,18 @@ def test_per_image_seeds():
         per_image_seeds([1, 2], 3)
     noise = BatchNoise(4, 2).randn((2, 3, 4, 4))
     assert torch.equal(noise[1:], torch.randn((1, 3, 4, 4), generator=torch.Generator().manual_seed(5)))
+
+
+@pytest.mark.parametrize("method", ["hrdis", "reddiff", "drddim", "dps", "ddim", "pigdm", "ddrm", "dmplug",
+                                    "hrdis-blind"])
+def test_batched_restarts_equal_restarts_one_after_another(method):
+    """solve runs the restarts of one image as one batch; each restart is still the run its seed gives."""
+    prior = GaussianPrior(0.1, 0.5, image_size=16)
+    op = get_task("blind-lowlight").make_operator(16, 0) if method == "hrdis-blind" else AveragePoolSR(2)
+    y = measurements(op, 16, n=1)
+    a = solve(y, op, prior, method, seed=[5], steps=8, restarts=3)
+    b = solve(y, op, prior, method, seed=[5], steps=8, restarts=3, batch_restarts=False)
+    assert torch.allclose(a.image, b.image, atol=1e-6, rtol=0)
+    assert a.extras["restart_seeds"] == b.extras["restart_seeds"] == [[5], [1005], [2005]]
+    assert a.extras["restart_residuals"][0] == pytest.approx(b.extras["restart_residuals"][0], abs=1e-6)
+    assert a.extras["chosen_restart"] == b.extras["chosen_restart"] and a.nfe == b.nfe
