@@ -483,14 +483,17 @@ def _print_warning(message, category, filename, lineno, file=None, line=None) ->
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["perf"]:  # its own parser (hrdis.perf)
-        from .perf import main as perf_main
-        return perf_main(argv[1:])
-    args = build_parser().parse_args(argv)
+    with warnings.catch_warnings():  # restores showwarning when done (main is also called from tests)
+        warnings.showwarning = _print_warning
+        if argv[:1] == ["perf"]:  # its own parser (hrdis.perf)
+            from .perf import main as perf_main
+            return perf_main(argv[1:])
+        return _run(build_parser().parse_args(argv))
+
+
+def _run(args) -> int:
     try:
-        with warnings.catch_warnings():  # restores showwarning when done (main is also called from tests)
-            warnings.showwarning = _print_warning
-            status = COMMANDS[args.command](args) or 0  # bench/ablate: 1 when some cells failed
+        status = COMMANDS[args.command](args) or 0  # bench/ablate: 1 when some cells failed
     except (ValueError, TypeError, OSError, FloatingPointError) as exc:
         print(f"hrdis: error: {exc}", file=sys.stderr)
         return 2

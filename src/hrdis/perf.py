@@ -32,7 +32,7 @@ from torch.utils._pytree import tree_flatten
 
 from .operators import AveragePoolSR
 from .priors import ADM_PRESETS, Prior, UNetPrior, load_prior
-from .runtime import add_runtime_args, compile_prior, network_dtype, prior_device, resolve_device
+from .runtime import add_runtime_args, compile_prior, prior_device, prior_options
 from .unet import ADMConfig, ADMUNet
 
 
@@ -44,8 +44,8 @@ def _sync(device: torch.device) -> None:
 
 
 def build_prior(args) -> Prior:
-    device = resolve_device(args.device)
-    autocast = network_dtype(args.precision, getattr(args, "bf16", False))
+    options = prior_options(args)  # warns where bf16 would be emulated
+    device, autocast = options["device"], options["autocast"]
     if args.prior:
         prior = load_prior(args.prior, device=device, autocast=autocast, channels_last=args.channels_last)
     else:  # random weights, the architecture of the public FFHQ checkpoint (or a small one below 256 px)
