@@ -100,6 +100,7 @@ def test_perf_report_runs_and_refuses_impossible_settings(tiny_prior_dir, capsys
     assert perf.main(args) == 0
     out = capsys.readouterr().out
     assert "median of 2 solves" in out and "memory allocator" in out and "HRDIS / DPS memory" in out
+    assert "| CPU with native bf16 (avx512_bf16 or AMX) | " in out
     ratio = next(line for line in out.splitlines() if line.startswith("| HRDIS time / (N x forward)"))
     assert float(ratio.split("|")[2]) > 0
     assert perf.main(args[:-2] + ["--solves", "0"]) == 2

@@ -32,7 +32,7 @@ from torch.utils._pytree import tree_flatten
 
 from .operators import AveragePoolSR
 from .priors import ADM_PRESETS, Prior, UNetPrior, load_prior
-from .runtime import add_runtime_args, compile_prior, prior_device, prior_options
+from .runtime import add_runtime_args, compile_prior, cpu_has_native_bf16, prior_device, prior_options
 from .unet import ADMConfig, ADMUNet
 
 
@@ -226,6 +226,7 @@ def report(args, speed: dict, memory: dict, prior: Prior) -> str:
          f"{torch.get_num_threads()}"),
         ("one network forward, B=1", f"{speed['forward_s'] * ms:.1f} ms"),
         ("memory allocator", allocator()),
+        ("CPU with native bf16 (avx512_bf16 or AMX)", "yes" if cpu_has_native_bf16() else "no"),
         (f"HRDIS step, B=1 ({speed['steps']} steps, median of {speed['solves']} solves)",
          f"{speed['step_s'] * ms:.1f} ms"),
         ("- network (eps forward)", f"{speed['network_s'] * ms:.1f} ms"),
