@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--obs-weight", type=float, help="lambda_1, weight of the data term")
     s.add_argument("--reg-weight", type=float, help="lambda_2, weight of the diffusion regulariser")
     s.add_argument("--restarts", type=int, help="best of this many seeds by measurement residual (phase retrieval: 4)")
+    s.add_argument("--sequential-restarts", action="store_true",
+                   help="run restarts one after another (default: as one batch, faster but restarts x the memory)")
     s.add_argument("--resize", action="store_true", help="square-crop and resize the input to the prior's size")
     s.add_argument("--out", required=True, help="where to write the restored PNG")
     s.add_argument("--grid", help="also write a comparison grid: truth | measurement | init | result")
@@ -194,7 +196,7 @@ def cmd_solve(args) -> None:
     print(f"hrdis: {args.method} on {getattr(task_arg, 'name', task_arg) or 'custom'} with {json.dumps(used)}",
           file=sys.stderr)
     result = solve(y, operator, prior, args.method, task=task_arg, noise=noise, seed=args.seed, reference=truth,
-                   progress=True, **params)
+                   progress=True, batch_restarts=not args.sequential_restarts, **params)
     result.image, result.init, y = result.image.cpu(), result.init.cpu(), y.cpu()
     truth, operator = (truth.cpu() if truth is not None else None), operator.to("cpu")
     images.write_image(result.image, args.out)
