@@ -542,8 +542,8 @@ def write_cost_table(rows: list[dict], out: str | Path, methods: list[str], task
     devices = sorted({r.get("device", "?") for r in rows})
     precisions = sorted({r.get("precision", "unrecorded") for r in rows})
     md += ["", f"Over {len({_col(r) for r in rows})} column(s) ({', '.join(sorted({_col(r) for r in rows}))}); "
-           f"device: {', '.join(devices)}; network precision: {', '.join(precisions)}. NFE: network evaluations (all restarts). Backprop: whether the method "
-           "differentiates through the network.", "Peak memory: " +
+           f"device: {', '.join(devices)}; network precision: {', '.join(precisions)}. NFE: network evaluations "
+           "(all restarts). Backprop: whether the method differentiates through the network.", "Peak memory: " +
            "; ".join(MEMORY_METHODS.get(k, k) for k in mem_methods) + "."] + failures
     images.atomic_write_bytes(out / "table_cost.md", ("\n".join(md) + "\n").encode())
     images.atomic_write_bytes(out / "table_cost.csv", buf.getvalue().encode())
