@@ -76,7 +76,7 @@ def compile_prior(prior):
 def prior_precision(prior) -> str:
     """The ``--precision`` name of the prior's autocast dtype ("fp32" when it has none)."""
     dtype = getattr(prior, "autocast", None)
-    return next(name for name, d in PRECISIONS.items() if d == dtype) if dtype in PRECISIONS.values() else str(dtype)
+    return {d: name for name, d in PRECISIONS.items()}.get(dtype, str(dtype))
 
 
 def prior_device(prior) -> torch.device:
