@@ -1,6 +1,7 @@
 """Paired per-image comparison of two methods in a bench folder: for every column both methods finished on
 the same images, the mean of (A - B) per image with its standard error and A's win share, and each
-method's mean PSNR / hf_ratio / residual / seconds on those images only. RESULTS.md quotes these.
+method's mean PSNR / hf_ratio / residual / seconds on those images only, and its median seconds per network
+precision (rows from different machines or precisions are paired only face by face). RESULTS.md quotes these.
 
     python scripts/paired.py docs/bench/linear hrdis reddiff [--metric psnr]
     python scripts/paired.py docs/bench/ablate-beta-5 beta=0.2 beta=1.0     (ablation folders: tags)
@@ -22,6 +23,8 @@ def main() -> None:
     parser.add_argument("b", help="method (or ablation tag) B")
     parser.add_argument("--b-out", help="take B's rows from this folder instead (the same images, another run)")
     parser.add_argument("--metric", default="psnr")
+    parser.add_argument("--above", type=float,
+                        help="also count the images on which each method's metric exceeds this (25: 'recovered')")
     args = parser.parse_args()
 
     def cells(folder: str) -> dict[tuple[str, str], dict[str, dict]]:
@@ -52,8 +55,23 @@ def main() -> None:
         def means(rows):
             return " / ".join(f"{statistics.fmean(rows[i][k] for i in shared):.{digits}f}"
                               for k, digits in (("psnr", 2), ("hf_ratio", 2), ("residual", 4), ("seconds", 1)))
-        print(f"  {col}: {statistics.fmean(diff):+.2f} (s.e. {se:.2f}), {args.a} wins {wins:.0%} of {len(diff)}; "
-              f"psnr / hf_ratio / residual / s: {args.a} {means(a)}, {args.b} {means(b)}")
+        digits = 2 if args.metric == "psnr" else 3
+        print(f"  {col}: {statistics.fmean(diff):+.{digits}f} (s.e. {se:.{digits}f}), {args.a} wins {wins:.0%} of "
+              f"{len(diff)}; psnr / hf_ratio / residual / s: {args.a} {means(a)}, {args.b} {means(b)}")
+
+        def median_seconds(rows):
+            by_precision: dict[str, list[float]] = {}
+            for i in shared:
+                by_precision.setdefault(rows[i].get("precision", "?"), []).append(rows[i]["seconds"])
+            return ", ".join(f"{p} {statistics.median(s):.1f} ({len(s)})" for p, s in sorted(by_precision.items()))
+        print(f"    median s by precision (images): {args.a} {median_seconds(a)}; {args.b} {median_seconds(b)}")
+        if args.above is not None:
+            above_a = {i for i in shared if a[i][args.metric] > args.above}
+            above_b = {i for i in shared if b[i][args.metric] > args.above}
+            both = sorted(above_a & above_b)
+            gap = statistics.fmean(a[i][args.metric] - b[i][args.metric] for i in both) if both else float("nan")
+            print(f"    {args.metric} > {args.above:g}: {args.a} {len(above_a)}, {args.b} {len(above_b)}, "
+                  f"both {len(both)}, neither {len(shared) - len(above_a | above_b)}; {args.a} minus {args.b} on both {gap:+.2f}")
 
 
 if __name__ == "__main__":
