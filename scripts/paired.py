@@ -55,8 +55,8 @@ def main() -> None:
         def means(rows):
             return " / ".join(f"{statistics.fmean(rows[i][k] for i in shared):.{digits}f}"
                               for k, digits in (("psnr", 2), ("hf_ratio", 2), ("residual", 4), ("seconds", 1)))
-        digits = 2 if args.metric == "psnr" else 3
-        print(f"  {col}: {statistics.fmean(diff):+.{digits}f} (s.e. {se:.{digits}f}), {args.a} wins {wins:.0%} of "
+        places = 2 if args.metric == "psnr" else 3  # SSIM and LPIPS differences are hundredths
+        print(f"  {col}: {statistics.fmean(diff):+.{places}f} (s.e. {se:.{places}f}), {args.a} wins {wins:.0%} of "
               f"{len(diff)}; psnr / hf_ratio / residual / s: {args.a} {means(a)}, {args.b} {means(b)}")
 
         def median_seconds(rows):
@@ -66,12 +66,12 @@ def main() -> None:
             return ", ".join(f"{p} {statistics.median(s):.1f} ({len(s)})" for p, s in sorted(by_precision.items()))
         print(f"    median s by precision (images): {args.a} {median_seconds(a)}; {args.b} {median_seconds(b)}")
         if args.above is not None:
-            above_a = {i for i in shared if a[i][args.metric] > args.above}
-            above_b = {i for i in shared if b[i][args.metric] > args.above}
-            both = sorted(above_a & above_b)
+            above_a, above_b = ({i for i in shared if rows[i][args.metric] > args.above} for rows in (a, b))
+            both = above_a & above_b
             gap = statistics.fmean(a[i][args.metric] - b[i][args.metric] for i in both) if both else float("nan")
             print(f"    {args.metric} > {args.above:g}: {args.a} {len(above_a)}, {args.b} {len(above_b)}, "
-                  f"both {len(both)}, neither {len(shared) - len(above_a | above_b)}; {args.a} minus {args.b} on both {gap:+.2f}")
+                  f"both {len(both)}, neither {len(shared) - len(above_a | above_b)}; "
+                  f"{args.a} minus {args.b} on both {gap:+.2f}")
 
 
 if __name__ == "__main__":
