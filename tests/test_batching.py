@@ -5,7 +5,7 @@ import torch
 
 from hrdis import GaussianPrior, load_prior, solve
 from hrdis.operators import AveragePoolSR, Inpainting
-from hrdis.solvers.base import BatchNoise, per_image_seeds
+from hrdis.randomness import SeededNoise, per_image_seeds
 from hrdis.tasks import get_task
 
 
@@ -42,7 +42,7 @@ def test_per_image_seeds():
     assert per_image_seeds(5, 3) == [5, 6, 7] and per_image_seeds([1, 9], 2) == [1, 9]
     with pytest.raises(ValueError, match="one integer per image"):
         per_image_seeds([1, 2], 3)
-    noise = BatchNoise(4, 2).randn((2, 3, 4, 4))
+    noise = SeededNoise(4, 2).randn((2, 3, 4, 4))
     assert torch.equal(noise[1:], torch.randn((1, 3, 4, 4), generator=torch.Generator().manual_seed(5)))
 
 

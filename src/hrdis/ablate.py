@@ -56,9 +56,12 @@ def parse_value(param: str, text: str):
     return v
 
 
-def value_params(param: str, value, task: str, method: str, noise: str, base: dict, num_timesteps: int) -> dict:
+def value_params(param: str, value, task: str, method: str, noise: str, base: dict, num_timesteps: int,
+                 image_size: int | None = None) -> dict:
+    """The parameters of one swept value; a t_spacing grid is built for the steps the task's preset has at
+    this image size (e.g. 300 for the nonlinear blur at 64 px)."""
     if param == "t_spacing":
-        steps = resolve_params(method, task, parse_noise(noise), **base).get("steps", 100)
+        steps = resolve_params(method, task, parse_noise(noise), image_size=image_size, **base)["steps"]
         return t_spacing_params(value, steps, num_timesteps)
     return {param: value}
 
@@ -76,7 +79,7 @@ def run_ablation(prior: Prior, param: str, values: list, tasks: list[str], bench
     cols = []
     for c in bench.parse_columns(tasks, noise):
         for v in values:
-            p = value_params(param, v, c.task, method, c.noise, base, T)
+            p = value_params(param, v, c.task, method, c.noise, base, T, prior.image_size)
             cols.append(bench.Column(c.task, c.noise, tuple(sorted(p.items())), f"{param}={v}"))
     rows = []
     for v in values:  # one run_cells per value so each row records its value

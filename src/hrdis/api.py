@@ -1,10 +1,11 @@
 """The Python entry point: ``solve(y, operator, prior, method=..., task=...)``.
 
-Parameters resolve in this order, later winning: what the method takes from the task (for the HRDIS
-family, Table 5 with the task's overrides for the prior's image size, adjusted for noise), the method's
-defining parameters (e.g. RED-diff's beta = 1), then the caller's keyword arguments.
+Parameters resolve in this order, later winning: the method's config defaults (``solvers.config``, e.g.
+RED-diff's beta = 1), what the method takes from the task (for the HRDIS family, Table 5 with the task's
+overrides for the prior's image size, adjusted for noise), the official variant's settings when
+``variant="official"``, then the caller's keyword arguments. A parameter the method does not take is an error.
 
-``restarts`` (a parameter like any other, e.g. in the phase-retrieval preset) runs the solver with seeds
+``restarts`` (the task's, e.g. 4 for phase retrieval, else 1) runs the solver with seeds
 seed, seed + 1000, seed + 2000, ... (``RESTART_SEED_STRIDE``) and keeps, per image, the run with the
 smallest measurement residual ||y - A(x)|| / sqrt(m); for a single image the restarts run as one batch
 (same results, less time). Where the operator cannot tell the result from other images
@@ -28,7 +29,7 @@ import torch
 from .noise import NoNoise, Noise, parse_noise
 from .operators import Operator
 from .priors import Prior, denoising_error
-from .solvers import SolveResult, get_method
+from .solvers import SolveResult, SolverConfig, get_method
 from .solvers.base import check_positive_int
 from .tasks import Task, get_task
 
@@ -39,27 +40,33 @@ TWIN_FRACTIONS, TWIN_DRAWS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6), 2
 RESTART_SEED_STRIDE = 1000  # restart k runs at seed + 1000 k (image b of it at seed + 1000 k + b)
 
 
-def resolve_params(method: str, task: str | Task | None = None, noise: Noise | str | None = None, *,
-                   image_size: int | None = None, **overrides) -> dict:
-    """The full parameter set a solve will use (handy to print or log); ``image_size`` (the prior's)
-    selects the task's overrides for that size (``Task.preset_for``)."""
+def resolve_config(method: str, task: str | Task | None = None, noise: Noise | str | None = None, *,
+                   image_size: int | None = None, variant: str = "default", **overrides) -> SolverConfig:
+    """The config a solve will use; ``image_size`` (the prior's) selects the task's overrides for that
+    size (``Task.preset_for``). Overrides of None are ignored (so CLI flags left unset keep the preset)."""
     m = get_method(method)
     preset = {}
     if task is not None:
         task = get_task(task) if isinstance(task, str) else task
-        task = dataclasses.replace(task, preset=task.preset_for(image_size))
-        preset = m.task_params(task, noise if isinstance(noise, Noise) else parse_noise(noise))
-    return {**preset, **m.overrides, **{k: v for k, v in overrides.items() if v is not None}}
+        preset = m.task_params(task, noise if isinstance(noise, Noise) else parse_noise(noise), image_size)
+    return m.build_config({k: v for k, v in overrides.items() if v is not None}, variant, preset)
+
+
+def resolve_params(method: str, task: str | Task | None = None, noise: Noise | str | None = None, *,
+                   image_size: int | None = None, variant: str = "default", **overrides) -> dict:
+    """``resolve_config`` as a plain dict (to print or log)."""
+    return resolve_config(method, task, noise, image_size=image_size, variant=variant, **overrides).as_dict()
 
 
 def solve(y: torch.Tensor, operator: Operator, prior: Prior, method: str = "hrdis", *,
           task: str | Task | None = None, noise: Noise | str | None = None, seed: int | list[int] = 0,
-          restarts: int | None = None, reference: torch.Tensor | None = None, progress: bool = False,
-          choose_twins: bool = True, batch_restarts: bool = True, **params) -> SolveResult:
+          restarts: int | None = None, variant: str = "default", reference: torch.Tensor | None = None,
+          progress: bool = False, choose_twins: bool = True, batch_restarts: bool = True, **params) -> SolveResult:
     """Restore the image behind measurement ``y`` of ``operator`` with ``prior``.
 
     ``task`` selects a preset (e.g. "inpaint-box"); ``noise`` (e.g. "gaussian:0.05") switches to the
-    noisy preset; any solver parameter (``steps``, ``beta``, ``lr``, ``obs_weight``, ...) can be given.
+    noisy preset; any parameter of the method's config (``steps``, ``beta``, ``lr``, ``obs_weight``, ...) can
+    be given. ``variant="official"`` runs the method as its official code does (``SolverConfig.OFFICIAL``).
     ``restarts`` (default: the task's, else 1) keeps the best of that many seeds by measurement
     residual; ``extras`` then records every run's residual. ``reference`` only adds a per-step PSNR to
     the history. ``choose_twins`` (default on) keeps, among the images the operator cannot tell from
@@ -69,12 +76,14 @@ def solve(y: torch.Tensor, operator: Operator, prior: Prior, method: str = "hrdi
     """
     m = get_method(method)
     m.check_operator(operator)
-    kwargs = resolve_params(method, task, noise if noise is not None else NoNoise(),
-                            image_size=getattr(prior, "image_size", None), restarts=restarts, **params)
-    restarts = kwargs.pop("restarts", 1)  # solve's business, not the solver's
+    task = get_task(task) if isinstance(task, str) else task
+    config = resolve_config(method, task, noise if noise is not None else NoNoise(),
+                            image_size=getattr(prior, "image_size", None), variant=variant, **params)
+    restarts = restarts if restarts is not None else (task.restarts if task is not None else 1)
     check_positive_int("restarts", restarts)
     seeds = [seed + RESTART_SEED_STRIDE * k if isinstance(seed, int) else [s + RESTART_SEED_STRIDE * k for s in seed]
              for k in range(restarts)]
+    kwargs = {"config": config}
     if batch_restarts and restarts > 1 and y.shape[0] == 1:
         runs = _batched_restarts(m.solver, y, operator, prior, seeds, reference, progress, kwargs)
     else:
@@ -83,6 +92,7 @@ def solve(y: torch.Tensor, operator: Operator, prior: Prior, method: str = "hrdi
     if choose_twins:
         result = choose_twin(result, operator, prior)
     result.method = method
+    result.params = {**result.params, "variant": variant}
     return result
 
 

@@ -273,7 +273,7 @@ def run_cells(prior: Prior, columns: list[Column], methods: list[str], bench_ima
             key = cell_key(col.task, method, im.name, col.noise, seed, col.tag)
             try:
                 fields = _run_cell(prior, col, method, im, noise_models[col.noise], key, out, seed=seed,
-                                   params={**(params or {}), **dict(col.params)}, device=device,
+                                   params=method_params(method, {**(params or {}), **dict(col.params)}), device=device,
                                    figure=im.name in fig_names, lpips_model=lpips_model, inception=inception)
             except Exception as exc:  # one broken cell must not cost the others; Ctrl-C still stops the run
                 fields = {"error": error_text(exc)}
@@ -281,7 +281,8 @@ def run_cells(prior: Prior, columns: list[Column], methods: list[str], bench_ima
                            f"failed: {fields['error']} (written as an error row; a re-run retries it)",
                            file=sys.stderr)
             row = {"key": key, "task": col.task, "column": col.label, "tag": col.tag, "method": method,
-                   "image": im.name, "noise": col.noise, "seed": seed, **fields, "device": str(device),
+                   "image": im.name, "noise": col.noise, "seed": seed,
+                   "variant": (params or {}).get("variant", "default"), **fields, "device": str(device),
                    "precision": precision, "rank": rank, **(extra or {})}
             f.write(json.dumps(row, default=str) + "\n")
             f.flush()
@@ -289,12 +290,20 @@ def run_cells(prior: Prior, columns: list[Column], methods: list[str], bench_ima
     return all_rows(out)
 
 
+def method_params(method: str, params: dict) -> dict:
+    """The run's parameters as one method takes them: ``--steps`` (a quick-run override of every method's
+    steps) skips the methods that have none, e.g. bicubic; any other unknown name stays, and is an error."""
+    if "steps" in params and "steps" not in get_method(method).config.names():
+        return {k: v for k, v in params.items() if k != "steps"}
+    return params
+
+
 def check_same_params(rows: list[dict], columns: list[Column], methods: list[str], params: dict, image_size: int,
                       out: Path) -> None:
     """Refuse to add cells to rows that were made with other solver parameters (a changed preset or
     flag): the tables would silently mix the two settings."""
     expected = {(c.task, c.noise, c.tag, m): resolve_params(m, c.task, c.noise, image_size=image_size,
-                                                            **{**params, **dict(c.params)})
+                                                            **method_params(m, {**params, **dict(c.params)}))
                 for c in columns for m in methods}
     for r in rows:
         want = expected.get((r["task"], r["noise"], r.get("tag", ""), r["method"]))
@@ -303,6 +312,9 @@ def check_same_params(rows: list[dict], columns: list[Column], methods: list[str
         had = r.get("params") or {}
         diff = {k: (had[k], v) for k, v in want.items()
                 if k in had and k != "seed" and json.dumps(had[k], default=str) != json.dumps(v, default=str)}
+        variant = params.get("variant", "default")
+        if r.get("variant", "default") != variant:
+            diff["variant"] = (r.get("variant", "default"), variant)
         if diff:
             what = ", ".join(f"{k} {a} (now {b})" for k, (a, b) in diff.items())
             raise ValueError(f"{out} holds {r['method']} rows for {r['column']} made with {what}; use a new --out "
@@ -314,7 +326,7 @@ def _run_cell(prior: Prior, col: Column, method: str, im: BenchImage, noise_mode
     """Solve and score one cell: its metric fields. Features and figures are saved before the row is
     written, so a finished cell always has them."""
     task = get_task(col.task)
-    op = task.make_operator(im.image.shape[-1], im.index)
+    op = task.operator(im.image.shape[-1], im.index, params.get("variant", "default"))
     y = noise_model(op(im.image), seed=im.index)  # simulated on the CPU: the same on every device
     truth = im.image
     if device.type != "cpu":

@@ -27,8 +27,40 @@ from .api import resolve_params, solve
 from .noise import parse_noise
 from .priors import load_prior
 from .runtime import add_runtime_args, compile_prior, prior_device, prior_options
-from .solvers import METHODS
+from .solvers import METHODS, VARIANTS
 from .tasks import INPAINT, SR, TASKS, get_task
+
+
+def _add_method_args(p: argparse.ArgumentParser) -> None:
+    """--variant and --set: which form of the method runs, and any parameter of its config."""
+    p.add_argument("--variant", choices=VARIANTS, default="default",
+                   help="'official': run each method as its official code does (each difference is a parameter "
+                   "of its config, see `hrdis info`); default: as its paper describes it")
+    p.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
+                   help="any parameter of the method's config, e.g. --set timestep_grid=strided (repeatable; "
+                   "VALUE is read as JSON when it parses, else as text)")
+
+
+def _settings(args) -> dict:
+    """--set NAME=VALUE pairs as solver parameters."""
+    out = {}
+    for item in getattr(args, "settings", []):
+        name, sep, text = item.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--set takes NAME=VALUE, got {item!r}")
+        try:
+            out[name.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            out[name.strip()] = text
+    return out
+
+
+def _method_params(args) -> dict:
+    """--set and --variant as parameters of ``solve`` (bench and ablate pass them on to every cell)."""
+    params = _settings(args)
+    if args.variant != "default":
+        params["variant"] = args.variant
+    return params
 
 
 def _add_prior_args(p: argparse.ArgumentParser) -> None:
@@ -73,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="where to write the restored PNG")
     s.add_argument("--grid", help="also write a comparison grid: truth | measurement | init | result")
     s.add_argument("--history", help="also write the per-step history as JSON")
+    _add_method_args(s)
     _add_prior_args(s)
 
     i = sub.add_parser("info", help="list tasks, methods and the prior in use")
@@ -112,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--fid-weights", metavar="PATH",
                    help="also write table_fid.md (FID per method and column, restorations vs truths) with "
                    "pytorch-fid's Inception weights, pt_inception-2015-12-05-6726825d.pth")
+    _add_method_args(b)
     _add_prior_args(b)
 
     a = sub.add_parser("ablate", help="sweep one solver parameter over values (bench cells, resumable)", description=(
@@ -133,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--figures", type=int, default=0, help="images whose results are kept as PNGs")
     a.add_argument("--no-plots", action="store_true", help="skip the PNG plots (they need matplotlib)")
     a.add_argument("--out", required=True, help="output folder")
+    _add_method_args(a)
     _add_prior_args(a)
 
     d = sub.add_parser("diversity", help="restore one measurement with several seeds: per-pixel std and pairwise RMSE")
@@ -145,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--beta", type=float)
     d.add_argument("--resize", action="store_true", help="square-crop and resize the input to the prior's size")
     d.add_argument("--out", required=True, help="folder for std.png, samples.png, diversity.json")
+    _add_method_args(d)
     _add_prior_args(d)
 
     sub.add_parser("perf", help="performance report: step time split, overhead, batch throughput, memory vs DPS "
@@ -181,7 +217,7 @@ def cmd_solve(args) -> None:
             raise ValueError("--input needs --task (e.g. --task inpaint-box); see `hrdis info`")
         task = get_task(args.task)
         truth = images.read_image(args.input, size=size, crop=args.resize)
-        operator = task.make_operator(truth.shape[-1], args.seed)
+        operator = task.operator(truth.shape[-1], args.seed, args.variant)
         y = noise(operator(truth), seed=args.seed)
         task_arg = task
     else:
@@ -191,12 +227,13 @@ def cmd_solve(args) -> None:
     device = prior_device(prior)
     y, operator, truth = y.to(device), operator.to(device), (truth.to(device) if truth is not None else None)
     params = dict(steps=args.steps, beta=args.beta, lr=args.lr, obs_weight=args.obs_weight, reg_weight=args.reg_weight,
-                  restarts=args.restarts)
-    used = resolve_params(args.method, task_arg, noise, image_size=size, **params)
+                  **_settings(args))
+    used = resolve_params(args.method, task_arg, noise, image_size=size, variant=args.variant, **params)
     print(f"hrdis: {args.method} on {getattr(task_arg, 'name', task_arg) or 'custom'} with {json.dumps(used)}",
           file=sys.stderr)
     result = solve(y, operator, prior, args.method, task=task_arg, noise=noise, seed=args.seed, reference=truth,
-                   progress=True, batch_restarts=not args.sequential_restarts, **params)
+                   restarts=args.restarts, variant=args.variant, progress=True,
+                   batch_restarts=not args.sequential_restarts, **params)
     result.image, result.init, y = result.image.cpu(), result.init.cpu(), y.cpu()
     truth, operator = (truth.cpu() if truth is not None else None), operator.to("cpu")
     images.write_image(result.image, args.out)
@@ -257,11 +294,15 @@ def _format_params(params: dict) -> str:
 def cmd_info(args) -> None:
     print("tasks:")
     for t in TASKS.values():
-        tuned = "".join(f"; at {size} px: {_format_params(o)}" for size, o in t.tuned.items())
+        tuned = "".join(f"; at {size} px: {_format_params(o.params)}"
+                        + (f", noisy_obs_factors={o.noisy_obs_factors}" if o.noisy_obs_factors else "")
+                        for size, o in t.tuned.items())
         print(f"  {t.name:16s} {t.description}  [{_format_params(t.preset)}{tuned}]")
-    print("methods:")
+    print("methods (--variant official: as the official code runs them):")
     for m in METHODS.values():
         print(f"  {m.name:16s} {m.description}")
+        if m.config.OFFICIAL:
+            print(f"  {'':16s} official: {_format_params(m.config.OFFICIAL)} ({m.config.OFFICIAL_SOURCE})")
     print("noise: none, gaussian:SIGMA, poisson:LEVEL, speckle:SIGMA")
     prior = _load_prior(args)
     print(f"prior: {prior.describe()}")
@@ -344,7 +385,7 @@ def cmd_bench(args) -> int:
         prior = _load_prior(args)
         lpips_model, inception = _perceptual_models(args, prior_device(prior))
         bench_images = bench.load_bench_images(args.images, prior.image_size, args.n, args.first)
-        params = _steps_override(args.steps)
+        params = {**(_steps_override(args.steps) or {}), **_method_params(args)}
         bench.run_bench(prior, columns, methods, bench_images, args.out, seed=args.seed, figures=args.figures,
                         params=params, rank=rank, world=world, lpips_model=lpips_model, inception=inception)
         _dist_done(world)
@@ -421,7 +462,7 @@ def cmd_ablate(args) -> int:
         prior = _load_prior(args)
         tasks = [t for t in args.tasks.split(",") if t]
         bench_images = bench.load_bench_images(args.images, prior.image_size, args.n, args.first)
-        params = _steps_override(args.steps) or {}
+        params = {**(_steps_override(args.steps) or {}), **_method_params(args)}
         if args.lr is not None:
             params["lr"] = args.lr
         ablate.run_ablation(prior, args.param, values, tasks, bench_images, args.out, method=args.method,
@@ -447,7 +488,7 @@ def cmd_diversity(args) -> None:
 
     prior = _load_prior(args)
     truth = images.read_image(args.input, size=prior.image_size, crop=args.resize)
-    params = {k: v for k, v in (("steps", args.steps), ("beta", args.beta)) if v is not None}
+    params = {**{k: v for k, v in (("steps", args.steps), ("beta", args.beta)) if v is not None}, **_method_params(args)}
     summary = run_diversity(prior, truth, args.task, args.out, seeds=args.seeds, method=args.method,
                             noise=args.noise, **params)
     print(f"{args.method} on {args.task}, {args.seeds} seeds: mean pairwise RMSE {summary['mean_pairwise_rmse']:.4f}, "

@@ -70,14 +70,18 @@ class PhaseRetrieval(Operator):
     linear = False
     name = "phase-retrieval"
 
-    def __init__(self, oversample: float = 2.0):
+    def __init__(self, oversample: float = 2.0, padding_for_size: int | None = None):
         if not isinstance(oversample, (int, float)) or isinstance(oversample, bool) or not 0 <= oversample <= 16:
             raise ValueError(f"oversample must be a number in [0, 16], got {oversample!r}")
+        if padding_for_size is not None and not (isinstance(padding_for_size, int) and padding_for_size > 0):
+            raise ValueError(f"padding_for_size must be a positive integer, got {padding_for_size!r}")
         self.oversample = float(oversample)
+        self.padding_for_size = padding_for_size
 
     def padding(self, image_size: int) -> int:
-        """Zeros added on each side of an image_size x image_size image."""
-        return int(math.floor(self.oversample / 8 * image_size))
+        """Zeros added on each side of an image_size x image_size image: oversample / 8 of its side, or of
+        ``padding_for_size`` when given (the RED-diff / HRDIS code pads 2.0 / 8 of 256 = 64 px at any size)."""
+        return int(math.floor(self.oversample / 8 * (self.padding_for_size or image_size)))
 
     def image_size(self, measurement_size: int) -> int:
         """The image side n whose padded size n + 2 p(n) is measurement_size."""

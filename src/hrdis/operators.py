@@ -63,6 +63,10 @@ class Operator:
 
     linear: bool = True
     name: str = "operator"
+    # True when A^+ A is a 0/1 pixel mask (inpainting): the measurement observes some pixels exactly and
+    # says nothing of the others. Samplers that hard-replace observed pixels (as the RED-diff code's PiGDM
+    # does for its inpainting operator) do so only here.
+    selects_pixels: bool = False
 
     def forward(self, x: Tensor) -> Tensor:
         raise NotImplementedError
@@ -125,6 +129,7 @@ class Inpainting(Operator):
     """y = mask * x with mask 1 on observed pixels and 0 in the holes; y keeps the image shape."""
 
     name = "inpainting"
+    selects_pixels = True
 
     def __init__(self, mask: Tensor):
         if not isinstance(mask, Tensor):

@@ -98,7 +98,7 @@ def _problem(prior: Prior, size: int, batch: int, device: torch.device):
 
 
 def measure_speed(prior: Prior, size: int, steps: int, batches: list[int], reps: int, solves: int = 3) -> dict:
-    from .solvers.hrdis import hrdis
+    from .solvers.hrdis import HRDISConfig, hrdis
 
     device = prior_device(prior)
     y, op = _problem(prior, size, 1, device)
@@ -120,13 +120,13 @@ def measure_speed(prior: Prior, size: int, steps: int, batches: list[int], reps:
     # The solve is repeated and the median taken, as for the forward: on a shared CPU single runs of a
     # few seconds vary by 10-40%, more than the overhead being measured.
     timed = _TimedPrior(prior, device)
-    hrdis(y, op, timed, steps=1)  # warm-up of the solver path
+    hrdis(y, op, timed, HRDISConfig(steps=1))  # warm-up of the solver path
     totals, network = [], []
     for _ in range(solves):
         timed.seconds = 0.0
         _sync(device)
         start = time.perf_counter()
-        hrdis(y, op, timed, steps=steps)
+        hrdis(y, op, timed, HRDISConfig(steps=steps))
         _sync(device)
         totals.append(time.perf_counter() - start)
         network.append(timed.seconds)
@@ -143,7 +143,7 @@ def measure_speed(prior: Prior, size: int, steps: int, batches: list[int], reps:
         yb, opb = _problem(prior, size, b, device)
         _sync(device)
         start = time.perf_counter()
-        hrdis(yb, opb, prior, steps=steps)
+        hrdis(yb, opb, prior, HRDISConfig(steps=steps))
         _sync(device)
         out["throughput"][b] = b / (time.perf_counter() - start)
     return out
@@ -199,7 +199,8 @@ def measure_memory(prior: Prior, size: int, method: str, steps: int) -> float:
     device = prior_device(prior)
     y, op = _problem(prior, size, 1, device)
     with TensorPeakMemory() as tracker:
-        get_method(method).solver(y, op, prior, steps=steps)
+        m = get_method(method)
+        m.solver(y, op, prior, m.build_config({"steps": steps}))
     return tracker.peak_mb
 
 

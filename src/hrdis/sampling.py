@@ -11,13 +11,17 @@ import torch
 from tqdm import tqdm
 
 from .priors import Prior
+from .randomness import randn
 
 
 def ddim_step(prior: Prior, x: torch.Tensor, t: int, t_next: int | None, eta: float = 0.0,
-              generator: torch.Generator | None = None, eps: torch.Tensor | None = None,
-              clip_x0: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """One DDIM step from t to t_next (None = to the clean image). Returns (x_next, x0_hat)."""
-    sched = prior.schedule
+              generator=None, eps: torch.Tensor | None = None, clip_x0: bool = True,
+              schedule=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One DDIM step from t to t_next (None = to the clean image). Returns (x_next, x0_hat).
+
+    ``generator``: a ``hrdis.randomness`` source or a torch generator (role "step"); ``schedule``: the
+    alpha_t, sigma_t to step with (default the prior's)."""
+    sched = schedule or prior.schedule
     a, s = sched.alpha(t), sched.sigma(t)
     if eps is None:
         eps = prior.eps(x, t)
@@ -31,7 +35,6 @@ def ddim_step(prior: Prior, x: torch.Tensor, t: int, t_next: int | None, eta: fl
     noise_std = eta * ((s_n**2 / s**2) * (1 - a**2 / a_n**2)).clamp_min(0).sqrt()
     x_next = a_n * x0 + (s_n**2 - noise_std**2).clamp_min(0).sqrt() * eps
     if eta > 0:
-        from .solvers.base import randn  # here, not at the top: the solvers import this module
         x_next = x_next + noise_std * randn(x.shape, generator, x.device)
     return x_next, x0
 

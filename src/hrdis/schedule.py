@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from functools import cached_property
+from typing import Literal
 
 import torch
 
@@ -33,6 +34,29 @@ class VPSchedule:
         """sigma_t = sqrt(1 - alpha_bar_t): the noise scale at timestep t (float32)."""
         return (1.0 - self.alpha_bar[torch.as_tensor(t)]).sqrt().float()
 
+    def in_precision(self, precision: Literal["float64", "float32"]) -> "VPSchedule":
+        """This schedule with alpha_bar accumulated in ``precision``: "float32" is how the RED-diff / HRDIS
+        reference code computes it (``Float32VPSchedule``); the prior itself always converts its
+        prediction with the float64 schedule it was trained with."""
+        if precision == "float64":
+            return self
+        if precision == "float32":
+            return Float32VPSchedule(self.beta_start, self.beta_end, self.num_timesteps)
+        raise ValueError(f"schedule precision must be float64 or float32, got {precision!r}")
+
+    def strided_timesteps(self, steps: int, t_end: int = 0) -> list[int]:
+        """The reference code's grid (RED-diff's ``get_timesteps``): ``range(t_end, T, (T - t_end) // steps)``,
+        descending. It starts below T - 1 and may hold more than ``steps`` timesteps: N = 150 gives 167
+        (996, 990, ..., 0), N = 30 gives 31 (990, 957, ..., 0)."""
+        if steps <= 0:
+            raise ValueError(f"steps must be a positive integer, got {steps}")
+        if not 0 <= t_end < self.num_timesteps:
+            raise ValueError(f"need 0 <= t_end < {self.num_timesteps}, got t_end={t_end}")
+        stride = (self.num_timesteps - t_end) // steps
+        if stride < 1:
+            raise ValueError(f"steps must be at most {self.num_timesteps - t_end} on the strided grid, got {steps}")
+        return list(range(t_end, self.num_timesteps, stride))[::-1]
+
     def timesteps(self, steps: int, t_start: int | None = None, t_end: int = 0) -> list[int]:
         """A descending grid of ``steps`` integer timesteps from ``t_start`` (default T-1) to ``t_end``.
 
@@ -48,3 +72,25 @@ class VPSchedule:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+class Float32VPSchedule(VPSchedule):
+    """The schedule as the RED-diff / HRDIS reference code computes it (``models/diffusion.py``): float64
+    betas rounded to float32, their cumulative product taken in float32, and alpha_t, sigma_t as float32
+    square roots of alpha_bar_t and of 1 - alpha_bar_t. It differs from the float64 schedule by at most
+    2.7e-7 relative in alpha_bar, which replays of that code need to match it exactly."""
+
+    @cached_property
+    def alpha_bar32(self) -> torch.Tensor:
+        betas = torch.linspace(self.beta_start, self.beta_end, self.num_timesteps, dtype=torch.float64).float()
+        return torch.cumprod(1.0 - betas, dim=0)
+
+    @cached_property
+    def alpha_bar(self) -> torch.Tensor:
+        return self.alpha_bar32.double()
+
+    def alpha(self, t) -> torch.Tensor:
+        return self.alpha_bar32[torch.as_tensor(t)].sqrt()
+
+    def sigma(self, t) -> torch.Tensor:
+        return (1.0 - self.alpha_bar32[torch.as_tensor(t)]).sqrt()

@@ -1,7 +1,8 @@
 """Named inverse problems: how to build the operator for an image size, and the solver preset.
 
-Presets follow the HRDIS paper's Table 5 (steps N, obs_weight lambda_1, reg_weight lambda_2, lr).
-Noisy measurements (App. C.2) clip omega_t at 2.0 and lower obs_weight: 0.1 for Gaussian noise of
+Presets follow the HRDIS paper's Table 5 (steps N, obs_weight lambda_1, reg_weight lambda_2, lr): overrides of
+the HRDIS family's config (``solvers.hrdis.RegularisedConfig``), checked against its fields when this module
+loads. Noisy measurements (App. C.2) clip omega_t at 2.0 and lower obs_weight: 0.1 for Gaussian noise of
 sigma 0.05 and 0.05 for stronger Gaussian, Poisson and speckle noise (``noisy_preset``).
 Sizes scale with the image: a 24x24 box at 64 px, 128x128 at 256 px (as DPS used).
 
@@ -18,21 +19,40 @@ from typing import Callable
 
 from . import masks, nonlinear, operators
 from .noise import GaussianNoise, NoNoise, Noise
+from .solvers.hrdis import RegularisedConfig
 
-INPAINT = dict(steps=150, obs_weight=1.0, reg_weight=0.25, lr=0.1)
-SR = dict(steps=100, obs_weight=1.0, reg_weight=0.20, lr=0.5)
-CS = dict(steps=300, obs_weight=1.0, reg_weight=0.20, lr=0.5)
-DEBLUR = dict(steps=100, obs_weight=1.0, reg_weight=0.20, lr=0.5)  # not in Table 5: SR's, the closest linear problem
-DENOISE = dict(steps=100, obs_weight=1.0, reg_weight=0.25, lr=0.1)
-# Phase retrieval (App. B.2): the first 250 of 500 steps use pure fresh noise; best of 4 seeds by residual.
-PHASE_RETRIEVAL = dict(steps=500, obs_weight=0.5, reg_weight=0.25, lr=0.7, fresh_noise_steps=250, restarts=4)
-HIGH_DYNAMIC_RANGE = dict(steps=100, obs_weight=1.0, reg_weight=0.25, lr=0.1)
+
+def preset(**params) -> dict:
+    """Settings of the HRDIS family's config, checked against its fields (a typo fails at import)."""
+    RegularisedConfig.check_names("the HRDIS-family preset", params)
+    return params
+
+
+@dataclass(frozen=True)
+class Tuned:
+    """A task's settings for one image size: solver overrides, and its own noisy data-weight factors
+    (``noisy_preset``; None: App. C.2's)."""
+
+    params: dict = field(default_factory=dict)
+    noisy_obs_factors: tuple[float, float] | None = None
+
+
+INPAINT = preset(steps=150, obs_weight=1.0, reg_weight=0.25, lr=0.1)
+SR = preset(steps=100, obs_weight=1.0, reg_weight=0.20, lr=0.5)
+CS = preset(steps=300, obs_weight=1.0, reg_weight=0.20, lr=0.5)
+DEBLUR = preset(steps=100, obs_weight=1.0, reg_weight=0.20, lr=0.5)  # not in Table 5: SR's, the closest linear problem
+DENOISE = preset(steps=100, obs_weight=1.0, reg_weight=0.25, lr=0.1)
+# Phase retrieval (App. B.2): the first 250 of 500 steps use pure fresh noise; best of 4 seeds by residual
+# (``PHASE_RETRIEVAL_RESTARTS``, a property of the task, applied by ``hrdis.solve``).
+PHASE_RETRIEVAL = preset(steps=500, obs_weight=0.5, reg_weight=0.25, lr=0.7, fresh_noise_steps=250)
+PHASE_RETRIEVAL_RESTARTS = 4
+HIGH_DYNAMIC_RANGE = preset(steps=100, obs_weight=1.0, reg_weight=0.25, lr=0.1)
 # Table 5 gives obs_weight 0.02 for the paper's learned blur network; on this physical blur (whose
 # data term is on another scale) 0.02 underfits y: a sweep on 4 held-out faces (docs/RESULTS.md,
 # docs/bench/ablate-obs-weight) gave 19.0 / 22.4 / 25.6 / 27.2 dB at 0.02 / 0.1 / 0.5 / 1.0. Hence 1.0.
-NONLINEAR_DEBLUR = dict(steps=100, obs_weight=1.0, reg_weight=0.25, lr=0.1)
+NONLINEAR_DEBLUR = preset(steps=100, obs_weight=1.0, reg_weight=0.25, lr=0.1)
 # Not in Table 5 (App. C.7 gives only ~300 NFE): inpainting's weights, 300 steps.
-BLIND_LOWLIGHT = dict(steps=300, obs_weight=1.0, reg_weight=0.25, lr=0.1)
+BLIND_LOWLIGHT = preset(steps=300, obs_weight=1.0, reg_weight=0.25, lr=0.1)
 
 # At 64 px, with the bundled prior: learning rates swept on 16 faces kept apart from the evaluation
 # faces (scripts/tune_lr.sh; docs/RESULTS.md, "Learning rates at 64 px"). Adam moves each pixel of mu
@@ -44,8 +64,8 @@ BLIND_LOWLIGHT = dict(steps=300, obs_weight=1.0, reg_weight=0.25, lr=0.1)
 # the data term at 64 px: on free-form inpainting 20-30% HRDIS fell 1-2 dB below TV on the evaluation faces.
 # Swept on the tuning faces (lambda_1 0.05 / 0.2 / 0.5 / 1 / 2): Gaussian 0.05 -> 19.69 / 22.41 / 23.19 /
 # 23.54 / 23.70 dB, Gaussian 0.1 -> 19.70 / 22.29 / 22.79 / 22.75 / 22.59; inpainting at 64 px takes the
-# best of each, x 2.0 and x 0.5 (``noisy_obs_factors``; Poisson and speckle count as heavy noise, as in C.2).
-INPAINT_64 = dict(lr=0.02, noisy_obs_factors=(2.0, 0.5))
+# best of each, x 2.0 and x 0.5 (``Tuned.noisy_obs_factors``; Poisson and speckle count as heavy noise, as in C.2).
+INPAINT_64 = Tuned(preset(lr=0.02), noisy_obs_factors=(2.0, 0.5))
 # SR and CS under the same noise, swept on x4 and 25% on the same faces (scripts/tune_lr.sh, session 9) and
 # applied to every SR and CS task. SR, lambda_1 0.1 / 0.5 / 1 / 2 under Gaussian 0.05 -> 22.54 / 23.23 / 23.19 /
 # 23.15 dB; 0.02 / 0.05 / 0.1 / 0.2 / 0.5 / 1 under Gaussian 0.1 -> 17.70 / 20.70 / 22.15 / 22.31 / 21.95 / 21.64
@@ -54,23 +74,23 @@ INPAINT_64 = dict(lr=0.02, noisy_obs_factors=(2.0, 0.5))
 # 24.42 / 24.42 / 24.47 / 24.57 / 24.73 / 24.60 (0.1); 8 beat 4 and 16 on each by 0.13-0.22 dB (means).
 # TV / DDRM on these faces: SR 22.72 / 22.94 and 21.30 / 22.29, CS 25.89 / 25.04 and 24.25 / 24.52.
 # Poisson and speckle take the heavy factor, unswept.
-SR_64 = dict(lr=0.02, noisy_obs_factors=(0.5, 0.2))
-CS_64 = dict(lr=0.02, noisy_obs_factors=(8.0, 8.0))
+SR_64 = Tuned(preset(lr=0.02), noisy_obs_factors=(0.5, 0.2))
+CS_64 = Tuned(preset(lr=0.02), noisy_obs_factors=(8.0, 8.0))
 # The linear blurs (Table 5 has none; SR's lr 0.5 was their preset), swept on the same faces under DPS's
 # noise, Gaussian 0.05 (noiseless, a 64 px blur is invertible by A^+ alone), HRDIS starting from the blurred
 # image (``Blur.initial_estimate``). lambda_1 0.5 / 1 / 2 at lr 0.02 -> 28.54 / 29.54 / 29.84 dB (Gaussian blur),
 # 24.89 / 25.78 / 26.50 (motion); then at lambda_1 2, lr 0.005 / 0.01 / 0.02 / 0.05 -> 31.03 / 30.95 / 29.84 /
 # 27.46 and 25.44 / 26.63 / 26.50 / 24.53; N 300 (lr 0.02) was worse (29.22 / 26.13). TV: 29.65 / 26.11, DDRM:
 # 32.05 / 28.35. Heavier noise takes lambda_1 x 0.5, as inpainting (not swept).
-DEBLUR_64 = dict(lr=0.01, noisy_obs_factors=(2.0, 0.5))
+DEBLUR_64 = Tuned(preset(lr=0.01), noisy_obs_factors=(2.0, 0.5))
 # The nonlinear problems were short of steps, not of rate (same script and faces). Each takes the fewest
 # steps of {100, 300, 1000} at which HRDIS matches RED-diff's 1000-step preset on the tuning faces.
 # Blur: N 100 / 300 / 1000 -> 27.80 / 29.96 / 31.32 dB at lr 0.1, and at N 300 lr 0.05 / 0.1 / 0.2 -> 30.34 /
 # 29.96 / 28.97 (RED-diff, which shares the rate: 30.46 at 0.05, 30.13 at 0.1). HDR: N 100 / 300 / 1000 ->
 # 26.66 / 26.97 / 27.35 (RED-diff 27.05); its rate stays Table 5's: lr 0.5 looked better on the tuning faces
 # (27.21 vs 26.66 at N 100) but was worse on the evaluation faces (26.20 vs 26.56, one diverged).
-NONLINEAR_DEBLUR_64 = dict(steps=300, lr=0.05)
-HIGH_DYNAMIC_RANGE_64 = dict(steps=300)
+NONLINEAR_DEBLUR_64 = Tuned(preset(steps=300, lr=0.05))
+HIGH_DYNAMIC_RANGE_64 = Tuned(preset(steps=300))
 
 
 @dataclass(frozen=True)
@@ -79,11 +99,23 @@ class Task:
     description: str
     make_operator: Callable[[int, int], operators.Operator]  # (image_size, seed) -> operator
     preset: dict = field(default_factory=dict)
-    tuned: dict[int, dict] = field(default_factory=dict)  # image size -> overrides of preset
+    tuned: dict[int, Tuned] = field(default_factory=dict)  # image size -> overrides of preset
+    restarts: int = 1  # solve keeps the best of this many seeds by measurement residual
+    # (image_size, seed) -> the operator as the official code builds it, where it differs (``official_operator``)
+    make_official_operator: Callable[[int, int], operators.Operator] | None = None
 
     def preset_for(self, image_size: int | None) -> dict:
         """The preset at this image size: Table 5's, with the overrides tuned for that size."""
-        return {**self.preset, **self.tuned.get(image_size, {})}
+        return {**self.preset, **self.tuned.get(image_size, Tuned()).params}
+
+    def noisy_obs_factors_for(self, image_size: int | None) -> tuple[float, float]:
+        return self.tuned.get(image_size, Tuned()).noisy_obs_factors or NOISY_OBS_FACTORS
+
+    def operator(self, image_size: int, seed: int = 0, variant: str = "default") -> operators.Operator:
+        """The task's operator for this image size; ``variant="official"`` builds it as the official code does."""
+        if variant == "official" and self.make_official_operator is not None:
+            return self.make_official_operator(image_size, seed)
+        return self.make_operator(image_size, seed)
 
 
 def box_size(image_size: int) -> int:
@@ -125,7 +157,9 @@ def _tasks() -> dict[str, Task]:
              {64: DEBLUR_64}),
         Task("denoise", "denoising (identity operator; give --noise)", lambda n, s: operators.Identity(), DENOISE),
         Task("phase-retrieval", "Fourier phase retrieval, oversampling 2.0 (best of 4 seeds by measurement residual)",
-             lambda n, s: nonlinear.PhaseRetrieval(2.0), PHASE_RETRIEVAL),
+             lambda n, s: nonlinear.PhaseRetrieval(2.0), PHASE_RETRIEVAL, restarts=PHASE_RETRIEVAL_RESTARTS,
+             # the official code pads 64 px (2.0 / 8 of 256) whatever the image size
+             make_official_operator=lambda n, s: nonlinear.PhaseRetrieval(2.0, padding_for_size=256)),
         Task("hdr", "high dynamic range: y = clip(2x, -1, 1)", lambda n, s: nonlinear.HDR(), HIGH_DYNAMIC_RANGE,
              {64: HIGH_DYNAMIC_RANGE_64}),
         Task("deblur-nonlinear", "nonlinear deblurring: a fixed motion blur (as deblur-motion) in linear light "
@@ -153,18 +187,16 @@ def get_task(name: str) -> Task:
 NOISY_OBS_FACTORS = (0.1, 0.05)
 
 
-def noisy_preset(preset: dict, noise: Noise) -> dict:
+def noisy_preset(preset: dict, noise: Noise, factors: tuple[float, float] = NOISY_OBS_FACTORS) -> dict:
     """App. C.2: with noisy measurements, clip omega_t at 2.0 and lower the data weight.
 
     The paper states the weights for inpainting (lambda_1 = 1 -> 0.1 for Gaussian sigma <= 0.05, 0.05
-    otherwise); they are applied here as factors, so a task whose noiseless lambda_1 is already small
-    (nonlinear deblurring, 0.02) is lowered in proportion instead of raised. A preset may carry its own
-    factors (``noisy_obs_factors``, e.g. inpainting at 64 px); they never reach the solver.
+    otherwise); they are applied here as factors (light noise, heavy noise), so a task whose noiseless
+    lambda_1 is already small (nonlinear deblurring, 0.02) is lowered in proportion instead of raised. A task
+    may carry its own factors for an image size (``Tuned.noisy_obs_factors``, e.g. inpainting at 64 px).
     """
-    preset = dict(preset)
-    light_factor, heavy_factor = preset.pop("noisy_obs_factors", NOISY_OBS_FACTORS)
     if isinstance(noise, NoNoise):
-        return preset
+        return dict(preset)
     light = isinstance(noise, GaussianNoise) and noise.sigma <= 0.05
-    factor = light_factor if light else heavy_factor
+    factor = factors[0] if light else factors[1]
     return {**preset, "min_weight": 2.0, "obs_weight": preset.get("obs_weight", 1.0) * factor}

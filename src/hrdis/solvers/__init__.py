@@ -1,41 +1,51 @@
-"""Solvers: functions ``(y, operator, prior, *, seed, reference, progress, **params) -> SolveResult``
-that know nothing of files.
+"""Solvers: functions ``(y, operator, prior, config, *, seed, randomness, reference, progress, callback) ->
+SolveResult`` that know nothing of files or tasks.
 
-``METHODS`` names each solver, the parameters that make it what it is (``overrides``), and what it
-takes from a task (``task_params``): the HRDIS family takes the task's Table 5 preset (adjusted for
-noise, App. C.2); other methods take their own per-task settings.
+``METHODS`` names each solver, its config class (``config.SolverConfig``: every parameter and its default,
+and the settings of its official variant), and what it takes from a task (``task_params``): the HRDIS
+family takes the task's Table 5 preset (adjusted for the image size and for noise, App. C.2); other methods
+take their own per-task settings.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 from .base import SolveResult
-from .blind import hrdis_blind
-from .classical import bicubic, tv
-from .ddim import ddim
+from .blind import BlindConfig, hrdis_blind
+from .classical import BicubicConfig, TVConfig, bicubic, tv
+from .config import VARIANTS, SolverConfig
+from .ddim import DDIMConfig, ddim
 from ._common import sigma_y_task_params
-from .ddrm import SVD_OPERATORS_TEXT, ddrm, has_svd
-from .dmplug import dmplug
-from .dps import dps, dps_task_params
-from .drddim import drddim
-from .hrdis import hrdis, hybrid_noise
-from .pigdm import pigdm
+from .ddrm import SVD_OPERATORS_TEXT, DDRMConfig, ddrm, has_svd
+from .dmplug import DMPlugConfig, dmplug
+from .dps import DPSConfig, dps, dps_task_params
+from .drddim import DRDDIMConfig, drddim
+from .hrdis import CRConfig, HRDISConfig, REDDiffConfig, hrdis, hybrid_noise
+from .pigdm import PiGDMConfig, pigdm
 
 if TYPE_CHECKING:
     from ..noise import Noise
     from ..tasks import Task
 
 
-def _hrdis_task_params(task: "Task", noise: "Noise") -> dict:
+def _hrdis_task_params(task: "Task", noise: "Noise", image_size: int | None) -> dict:
     from ..tasks import noisy_preset
 
-    return noisy_preset(task.preset, noise)
+    return noisy_preset(task.preset_for(image_size), noise, task.noisy_obs_factors_for(image_size))
 
 
-def _no_task_params(task: "Task", noise: "Noise") -> dict:
+def _no_task_params(task: "Task", noise: "Noise", image_size: int | None) -> dict:
     return {}
+
+
+def _dps_task_params(task: "Task", noise: "Noise", image_size: int | None) -> dict:
+    return dps_task_params(task, noise)
+
+
+def _sigma_y_task_params(task: "Task", noise: "Noise", image_size: int | None) -> dict:
+    return sigma_y_task_params(task, noise)
 
 
 # What each method needs of the operator; `requires` is the phrase used in the error message.
@@ -65,9 +75,9 @@ def _gain_offset(op) -> bool:
 class Method:
     name: str
     solver: Callable[..., SolveResult]
+    config: type[SolverConfig]
     description: str
-    overrides: dict = field(default_factory=dict)  # applied on top of the task's parameters
-    task_params: Callable[["Task", "Noise"], dict] = _no_task_params
+    task_params: Callable[["Task", "Noise", int | None], dict] = _no_task_params
     applies_to: Callable[[object], bool] = _any_operator
     requires: str = ""
 
@@ -76,39 +86,45 @@ class Method:
             raise ValueError(f"method {self.name} needs {self.requires}; {operator.name} is not one. "
                              f"Pick another method (see `hrdis info`)")
 
+    def build_config(self, params: dict, variant: str = "default", preset: dict | None = None) -> SolverConfig:
+        """This method's config (``SolverConfig.build``), with one-line errors for unknown names and values."""
+        try:
+            return self.config.build(self.name, params, variant, preset)
+        except TypeError as e:  # a value of the wrong kind for a field
+            raise ValueError(f"method {self.name}: {e}") from None
+
 
 METHODS: dict[str, Method] = {
-    "hrdis": Method("hrdis", hrdis, "HRDIS: hybrid noise, beta = 0.2 (Dou et al., ICLR 2025)", {"beta": 0.2},
+    "hrdis": Method("hrdis", hrdis, HRDISConfig, "HRDIS: hybrid noise, beta = 0.2 (Dou et al., ICLR 2025)",
                     _hrdis_task_params),
-    "reddiff": Method("reddiff", hrdis,
+    "reddiff": Method("reddiff", hrdis, REDDiffConfig,
                       "RED-diff / denoising regularisation: fresh noise every step (beta = 1), 1000 steps as the "
-                      "HRDIS paper ran it (Mardani et al., ICLR 2024)", {"beta": 1.0, "steps": 1000},
-                      _hrdis_task_params),
-    "cr": Method("cr", hrdis, "consistency regularisation: the previous prediction as noise (beta = 0)",
-                 {"beta": 0.0}, _hrdis_task_params),
-    "tv": Method("tv", tv, "prior-free baseline: total-variation regularised least squares (Adam, 300 steps)",
-                 {"steps": 300, "lr": 0.02}),
-    "bicubic": Method("bicubic", bicubic, "prior-free baseline for super-resolution: bicubic upsampling",
+                      "HRDIS paper ran it (Mardani et al., ICLR 2024)", _hrdis_task_params),
+    "cr": Method("cr", hrdis, CRConfig, "consistency regularisation: the previous prediction as noise (beta = 0)",
+                 _hrdis_task_params),
+    "tv": Method("tv", tv, TVConfig, "prior-free baseline: total-variation regularised least squares (Adam, 300 steps)"),
+    "bicubic": Method("bicubic", bicubic, BicubicConfig, "prior-free baseline for super-resolution: bicubic upsampling",
                       applies_to=_super_resolution, requires="a super-resolution operator"),
-    "hrdis-blind": Method("hrdis-blind", hrdis_blind,
+    "hrdis-blind": Method("hrdis-blind", hrdis_blind, BlindConfig,
                           "blind HRDIS for y = f x + M (unknown gain f and smooth offset M, App. C.7): alternates "
-                          "Adam on f, M with HRDIS steps on the image", {"beta": 0.2}, _hrdis_task_params,
+                          "Adam on f, M with HRDIS steps on the image", _hrdis_task_params,
                           applies_to=_gain_offset, requires="the blind gain-offset operator, BlindGainOffset (task blind-lowlight)"),
-    "dps": Method("dps", dps, "DPS (Chung et al., ICLR 2023): DDPM sampling with a gradient step on ||y - A(x0_hat)|| "
-                  "(step size zeta per task); 1000 NFE, backprop through the network; linear or nonlinear A",
-                  {}, dps_task_params),
-    "dmplug": Method("dmplug", dmplug, "DMPlug (Wang et al., NeurIPS 2024): Adam on the seed of a 3-step DDIM so that "
-                     "A(R(z)) fits y, ES-WMV early stopping; 3 NFE + backprop per iteration, up to 300 iterations"),
-    "ddim": Method("ddim", ddim, "reference point: unconditional DDIM samples from the prior (Song et al., ICLR 2021), "
-                   "ignores y; 100 NFE, no backprop"),
-    "drddim": Method("drddim", drddim, "DR+DDIM, the HRDIS paper's ablation (App. C.3): denoising regularisation whose "
-                     "noise follows DDIM's deterministic/random split (eta = 1); 1 NFE per step, no backprop",
-                     {}, _hrdis_task_params),
-    "pigdm": Method("pigdm", pigdm, "PiGDM (Song et al., ICLR 2023): DDIM with pseudo-inverse guidance, linear A "
-                    "(under Gaussian noise, one with an SVD); 100 NFE, backprop through the network", {},
-                    sigma_y_task_params, applies_to=_linear, requires="a linear operator"),
-    "ddrm": Method("ddrm", ddrm, "DDRM (Kawar et al., NeurIPS 2022): DDIM in the SVD space of A (eta 0.85, eta_b 1), "
-                   f"{SVD_OPERATORS_TEXT}; 100 NFE, no backprop", {}, sigma_y_task_params,
+    "dps": Method("dps", dps, DPSConfig, "DPS (Chung et al., ICLR 2023): DDPM sampling with a gradient step on "
+                  "||y - A(x0_hat)|| (step size zeta per task); 1000 NFE, backprop through the network; linear or "
+                  "nonlinear A", _dps_task_params),
+    "dmplug": Method("dmplug", dmplug, DMPlugConfig, "DMPlug (Wang et al., NeurIPS 2024): Adam on the seed of a 3-step "
+                     "DDIM so that A(R(z)) fits y, ES-WMV early stopping; 3 NFE + backprop per iteration, up to 300 "
+                     "iterations"),
+    "ddim": Method("ddim", ddim, DDIMConfig, "reference point: unconditional DDIM samples from the prior (Song et al., "
+                   "ICLR 2021), ignores y; 100 NFE, no backprop"),
+    "drddim": Method("drddim", drddim, DRDDIMConfig, "DR+DDIM, the HRDIS paper's ablation (App. C.3): denoising "
+                     "regularisation whose noise follows DDIM's deterministic/random split (eta = 1); 1 NFE per step, "
+                     "no backprop", _hrdis_task_params),
+    "pigdm": Method("pigdm", pigdm, PiGDMConfig, "PiGDM (Song et al., ICLR 2023): DDIM with pseudo-inverse guidance, "
+                    "linear A (under Gaussian noise, one with an SVD); 100 NFE, backprop through the network",
+                    _sigma_y_task_params, applies_to=_linear, requires="a linear operator"),
+    "ddrm": Method("ddrm", ddrm, DDRMConfig, "DDRM (Kawar et al., NeurIPS 2022): DDIM in the SVD space of A (eta 0.85, "
+                   f"eta_b 1), {SVD_OPERATORS_TEXT}; 100 NFE, no backprop", _sigma_y_task_params,
                    applies_to=has_svd, requires=f"an operator with an SVD ({SVD_OPERATORS_TEXT})"),
 }
 
@@ -120,4 +136,4 @@ def get_method(name: str) -> Method:
         raise ValueError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}") from None
 
 
-__all__ = ["METHODS", "Method", "SolveResult", "get_method", "hrdis", "hybrid_noise"]
+__all__ = ["METHODS", "VARIANTS", "Method", "SolveResult", "SolverConfig", "get_method", "hrdis", "hybrid_noise"]

@@ -9,6 +9,7 @@ import torch
 
 from ..operators import Operator
 from ..priors import Prior
+from ..randomness import SeededNoise, noise_source, per_image_seeds, randn  # noqa: F401  (re-exported)
 
 
 @dataclass
@@ -71,41 +72,3 @@ def psnr_tensor(x: torch.Tensor, reference: torch.Tensor) -> float:
     A cheap torch version for per-step histories; reported figures use ``hrdis.metrics``."""
     mse = ((x.clamp(-1, 1) - reference) / 2).pow(2).flatten(1).mean(1).clamp_min(1e-12)
     return float((10 * torch.log10(1.0 / mse)).mean())
-
-
-def per_image_seeds(seed: int | list[int], batch: int) -> list[int]:
-    """The seed of each image of a batch: an int s gives s, s + 1, ..., s + B - 1 (so image b of a batch
-    solved with seed s equals a single solve with seed s + b); a list gives one seed per image."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, list, tuple)):
-        raise ValueError(f"seed must be an integer or one integer per image, got {seed!r}")
-    if isinstance(seed, int):
-        return [seed + b for b in range(batch)]
-    if len(seed) != batch or not all(isinstance(s, int) and not isinstance(s, bool) for s in seed):
-        raise ValueError(f"seed lists must hold one integer per image ({batch}), got {list(seed)!r}")
-    return list(seed)
-
-
-class BatchNoise:
-    """Gaussian noise drawn image by image from one CPU generator per image, so that image b's noise
-    depends only on its own seed and not on the batch it is solved in: a batch of B restores exactly
-    as B single solves at seeds ``per_image_seeds(seed, B)`` (same draws, same order)."""
-
-    def __init__(self, seed: int | list[int], batch: int):
-        self.seeds = per_image_seeds(seed, batch)
-        self.generators = [torch.Generator(device="cpu").manual_seed(s) for s in self.seeds]
-
-    def randn(self, shape, device: torch.device | str | None = None) -> torch.Tensor:
-        """(B, ...) standard normal noise, drawn on the CPU (reproducible across devices), then moved."""
-        shape = tuple(shape)
-        if shape[0] != len(self.generators):
-            raise ValueError(f"noise for a batch of {shape[0]} from {len(self.generators)} per-image generators")
-        noise = torch.cat([torch.randn((1, *shape[1:]), generator=g) for g in self.generators])
-        return noise if device is None else noise.to(device)
-
-
-def randn(shape, generator: "BatchNoise | torch.Generator | None", device=None) -> torch.Tensor:
-    """Standard normal noise of ``shape`` from a ``BatchNoise`` (per image) or a plain generator (whole batch)."""
-    if isinstance(generator, BatchNoise):
-        return generator.randn(shape, device)
-    noise = torch.randn(tuple(shape), generator=generator)
-    return noise if device is None else noise.to(device)

@@ -33,17 +33,18 @@ y's 1st percentile to a face's (0.02); mu_0 = A_{f_0,M_0}^-1(y) is thus an auto-
 
 from __future__ import annotations
 
-import time
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from ..nonlinear import BlindGainOffset
 from ..operators import Identity, Operator
 from ..priors import Prior
-from .base import BatchNoise, SolveResult, check_inputs, check_positive, check_positive_int, psnr_tensor
-from .hrdis import check_settings, draw_hybrid_noise, hrdis_step
+from ..randomness import Randomness, noise_source
+from .base import SolveResult, check_inputs, check_positive, check_positive_int, check_unit_interval
+from .hrdis import PAPER_BETA, RegularisedConfig, draw_hybrid_noise, hrdis_step
+from .steplog import StepCallback, StepLog
 
 # Intensity percentiles of a well-exposed face (see the module docstring).
 REFERENCE_LOW, REFERENCE_SPREAD = 0.02, 0.9
@@ -65,72 +66,77 @@ def smooth_offset(grid: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(grid, size=size, mode="bicubic", align_corners=True)
 
 
+@dataclass(frozen=True)
+class BlindConfig(RegularisedConfig):
+    """Blind HRDIS's parameters: ``RegularisedConfig``'s (lr is the image's Adam learning rate), beta as for
+    HRDIS, and
+
+    gain_lr: Adam learning rate of log f.
+    offset_lr: Adam learning rate of M's grid, in intensity units.
+    offset_grid: side g of M's grid (1: a constant offset per channel).
+    gain_init: start from this f instead of the percentile estimate.
+    estimate_below: update f and M only at timesteps t below this; the schedule's T (1000) updates them at
+        every step, as in the paper, which drifts (see the module docstring).
+    """
+
+    steps: int = 300
+    beta: float = PAPER_BETA
+    gain_lr: float = 0.03
+    offset_lr: float = 0.03
+    offset_grid: int = 4
+    gain_init: float | None = None
+    estimate_below: int = 100
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_unit_interval("beta", self.beta)
+        for name in ("gain_lr", "offset_lr"):
+            check_positive(name, getattr(self, name))
+        check_positive_int("offset_grid", self.offset_grid)
+        if self.gain_init is not None:
+            check_positive("gain_init", self.gain_init)
+        check_positive_int("estimate_below", self.estimate_below)
+
+
 def hrdis_blind(
     y: torch.Tensor,
     operator: Operator,
     prior: Prior,
+    config: BlindConfig | None = None,
     *,
-    steps: int = 300,
-    beta: float = 0.2,
-    obs_weight: float = 1.0,
-    reg_weight: float = 0.25,
-    lr: float = 0.1,
-    gain_lr: float = 0.03,
-    offset_lr: float = 0.03,
-    offset_grid: int = 4,
-    gain_init: float | None = None,
-    estimate_below: int = 100,
-    min_weight: float | None = None,
-    fresh_noise_steps: int = 0,
-    t_start: int | None = None,
-    t_end: int = 0,
     seed: int | list[int] = 0,
+    randomness: Randomness | None = None,
     init: torch.Tensor | None = None,
     reference: torch.Tensor | None = None,
     progress: bool = False,
+    callback: StepCallback | None = None,
 ) -> SolveResult:
-    """Restore x and estimate f and M from y = f x + M (see the module docstring).
+    """Restore x and estimate f and M from y = f x + M (see the module docstring; parameters: ``BlindConfig``).
 
-    Args:
-        y: the observation (B, 3, H, W) in [-1, 1].
-        operator: a ``BlindGainOffset``; only its form is used, never its own f and M.
-        steps, beta, obs_weight, reg_weight, lr, min_weight, fresh_noise_steps, t_start, t_end, seed:
-            as for ``hrdis`` (lr is the image's Adam learning rate).
-        gain_lr: Adam learning rate of log f.
-        offset_lr: Adam learning rate of M's grid, in intensity units.
-        offset_grid: side g of M's grid (1: a constant offset per channel).
-        gain_init: start from this f instead of the percentile estimate.
-        estimate_below: update f and M only at timesteps t below this; the schedule's T (1000) updates
-            them at every step, as in the paper, which drifts (see the module docstring).
-        init: start the image from this instead of (y - M_0) / f_0.
-        reference: the ground truth, only to record PSNR per step.
+    ``operator``: a ``BlindGainOffset``; only its form is used, never its own f and M. ``init``: start the
+    image from this instead of (y - M_0) / f_0. ``seed``, ``randomness``, ``reference``, ``callback``: as for
+    ``hrdis``.
 
     ``extras`` holds ``gain`` (f per image), ``offset`` (M, (B, 3, H, W) intensities) and ``residual``
     (per-image RMS of y - A_{f,M}(image) under the estimated f and M).
     """
+    c = config or BlindConfig()
     if not isinstance(operator, BlindGainOffset):
         raise ValueError(f"hrdis-blind estimates the gain and offset of a BlindGainOffset operator, got "
                          f"{type(operator).__name__}; use method hrdis for known operators")
-    check_inputs(y, Identity(), prior, steps)  # the shapes of y and the image agree; the operator's pinv is an oracle
-    check_settings(beta, lr, obs_weight, reg_weight)
-    for name, value in (("gain_lr", gain_lr), ("offset_lr", offset_lr)):
-        check_positive(name, value)
-    check_positive_int("offset_grid", offset_grid)
-    if gain_init is not None:
-        check_positive("gain_init", gain_init)
-    check_positive_int("estimate_below", estimate_below)
-    start = time.perf_counter()
-    generator = BatchNoise(seed, y.shape[0])
+    check_inputs(y, Identity(), prior, c.steps)  # the shapes of y and the image agree; the operator's pinv is an oracle
+    log = StepLog("hrdis-blind", reference=reference, progress=progress, callback=callback)
+    source = noise_source(seed, y.shape[0], randomness)
     y = y.float()
     size = tuple(y.shape[-2:])
 
     gain0, offset0 = initial_gain_offset(y)
-    if gain_init is not None:
-        gain0 = torch.full_like(gain0, float(gain_init))
+    if c.gain_init is not None:
+        gain0 = torch.full_like(gain0, float(c.gain_init))
     log_gain = gain0.log().requires_grad_(True)
-    offset_grid_map = offset0.expand(-1, y.shape[1], offset_grid, offset_grid).clone().requires_grad_(True)
-    degradation = torch.optim.Adam([{"params": [log_gain], "lr": gain_lr},
-                                    {"params": [offset_grid_map], "lr": offset_lr}], betas=(0.9, 0.99))
+    offset_grid_map = offset0.expand(-1, y.shape[1], c.offset_grid, c.offset_grid).clone().requires_grad_(True)
+    degradation = torch.optim.Adam([{"params": [log_gain], "lr": c.gain_lr},
+                                    {"params": [offset_grid_map], "lr": c.offset_lr}], betas=(0.9, 0.99))
 
     def degrade(x, log_f, grid):
         return BlindGainOffset.apply(x, log_f.exp(), smooth_offset(grid, size))
@@ -141,13 +147,13 @@ def hrdis_blind(
     stretched = BlindGainOffset.apply(y, 1 / gain0, -offset0 / gain0)  # A_{f_0,M_0}^-1(y)
     x_init = (stretched.clamp(-1, 1) if init is None else init).detach().float()
     mu = x_init.clone().requires_grad_(True)
-    image_optimizer = torch.optim.Adam([mu], lr=lr, betas=(0.9, 0.99))
-    timesteps = prior.schedule.timesteps(steps, t_start, t_end)
+    image_optimizer = torch.optim.Adam([mu], lr=c.lr, betas=(0.9, 0.99))
+    timesteps = prior.schedule.timesteps(c.steps, c.t_start, c.t_end)
 
-    history, eps_prev = [], None
-    for n, t in enumerate(tqdm(timesteps, desc="hrdis-blind", disable=not progress, leave=False)):
+    eps_prev = None
+    for n, t in log.steps(timesteps):
         # 1. the degradation, with the image fixed
-        if t < estimate_below:
+        if t < c.estimate_below:
             degradation.zero_grad(set_to_none=True)
             # Fitted to the image as it will be shown, in [-1, 1]: an inflated mu (f too small) is clipped
             # and no longer explains y's highlights, which pulls f back up.
@@ -155,23 +161,15 @@ def hrdis_blind(
             degradation.step()
         # 2. the image, with the degradation fixed
         f, grid = log_gain.detach(), offset_grid_map.detach()
-        eps_h = draw_hybrid_noise(n, eps_prev, mu, generator, beta, fresh_noise_steps)
+        eps_h = draw_hybrid_noise(n, eps_prev, mu, source, c.beta, c.fresh_noise_steps)
         eps_prev, record = hrdis_step(mu, image_optimizer, prior, t, eps_h, lambda x: data_loss(x, f, grid),
-                                      obs_weight=obs_weight, reg_weight=reg_weight, min_weight=min_weight)
-        record = {"step": n, **record, "gain": f.exp().flatten().tolist()}
-        if reference is not None:
-            record["psnr"] = psnr_tensor(mu.detach(), reference)
-        history.append(record)
+                                      obs_weight=c.obs_weight, reg_weight=c.reg_weight, min_weight=c.min_weight)
+        log.record(n, t, x=mu, estimate=mu, **{k: v for k, v in record.items() if k != "t"},
+                   gain=f.exp().flatten().tolist())
 
     image = mu.detach().clamp(-1, 1)
     with torch.no_grad():
         gain, offset = log_gain.exp(), smooth_offset(offset_grid_map, size)
         residual = (y - BlindGainOffset.apply(image, gain, offset)).flatten(1).pow(2).mean(1).sqrt()
-    return SolveResult(
-        image=image, init=x_init, history=history, nfe=steps, backprop=False, method="hrdis-blind",
-        params=dict(steps=steps, beta=beta, obs_weight=obs_weight, reg_weight=reg_weight, lr=lr, gain_lr=gain_lr,
-                    offset_lr=offset_lr, offset_grid=offset_grid, gain_init=gain_init,
-                    estimate_below=estimate_below, min_weight=min_weight,
-                    fresh_noise_steps=fresh_noise_steps, t_start=t_start, t_end=t_end, seed=seed),
-        seconds=time.perf_counter() - start,
-        extras={"gain": gain.flatten().tolist(), "offset": offset, "residual": residual.tolist()})
+    return log.result(image, x_init, nfe=c.steps, backprop=False, params={**c.as_dict(), "seed": seed},
+                      extras={"gain": gain.flatten().tolist(), "offset": offset, "residual": residual.tolist()})

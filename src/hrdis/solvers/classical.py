@@ -3,13 +3,35 @@ total-variation regularised reconstruction and plain bicubic upsampling (for sup
 
 from __future__ import annotations
 
-import time
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from ..operators import AveragePoolSR, BicubicSR, Operator
-from .base import SolveResult, check_inputs, psnr_tensor
+from .base import SolveResult, check_inputs, check_positive, check_positive_int
+from .config import SolverConfig
+from .steplog import StepCallback, StepLog
+
+
+@dataclass(frozen=True)
+class TVConfig(SolverConfig):
+    """steps: Adam iterations; tv_weight: the weight of TV(x); lr: Adam's learning rate."""
+
+    steps: int = 300
+    tv_weight: float = 0.01
+    lr: float = 0.02
+
+    def __post_init__(self):
+        check_positive_int("steps", self.steps)
+        check_positive("lr", self.lr)
+        if not self.tv_weight >= 0:
+            raise ValueError(f"tv_weight must be >= 0, got {self.tv_weight!r}")
+
+
+@dataclass(frozen=True)
+class BicubicConfig(SolverConfig):
+    """Bicubic upsampling takes no parameters."""
 
 
 def total_variation(x: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
@@ -19,35 +41,33 @@ def total_variation(x: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
     return (dx.pow(2) + dy.pow(2) + eps**2).sqrt().flatten(1).mean(1).sum()
 
 
-def tv(y: torch.Tensor, operator: Operator, prior=None, *, steps: int = 300, tv_weight: float = 0.01,
-       lr: float = 0.02, seed: int = 0, reference: torch.Tensor | None = None, progress: bool = False,
-       **_ignored) -> SolveResult:
+def tv(y: torch.Tensor, operator: Operator, prior=None, config: TVConfig | None = None, *, seed: int | list[int] = 0,
+       randomness=None, reference: torch.Tensor | None = None, progress: bool = False,
+       callback: StepCallback | None = None) -> SolveResult:
     """argmin_x mean(1/2 (y - A x)^2) + tv_weight * TV(x) by Adam from A^+ y (``initial_estimate``; the
-    prior is not used)."""
-    check_inputs(y, operator, None, steps)
-    start = time.perf_counter()
+    prior is not used, nor is any randomness)."""
+    c = config or TVConfig()
+    check_inputs(y, operator, None, c.steps)
+    log = StepLog("tv", reference=reference, progress=progress, callback=callback)
     x_init = operator.initial_estimate(y).detach()
     x = x_init.clone().requires_grad_(True)
-    opt = torch.optim.Adam([x], lr=lr)
-    history = []
-    for n in range(steps):
+    opt = torch.optim.Adam([x], lr=c.lr)
+    for n, _ in log.steps(range(c.steps)):
         data = 0.5 * (y - operator(x)).pow(2).flatten(1).mean(1).sum()
-        loss = data + tv_weight * total_variation(x)
+        loss = data + c.tv_weight * total_variation(x)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        rec = {"step": n, "loss_obs": data.item()}
-        if reference is not None:
-            rec["psnr"] = psnr_tensor(x.detach(), reference)
-        history.append(rec)
-    return SolveResult(x.detach().clamp(-1, 1), x_init, history, nfe=0, backprop=False, method="tv",
-                       params=dict(steps=steps, tv_weight=tv_weight, lr=lr), seconds=time.perf_counter() - start)
+        log.record(n, None, x=x, estimate=x, loss_obs=data.item())
+    return log.result(x.detach().clamp(-1, 1), x_init, nfe=0, backprop=False, params=c.as_dict())
 
 
-def bicubic(y: torch.Tensor, operator: Operator, prior=None, **_ignored) -> SolveResult:
+def bicubic(y: torch.Tensor, operator: Operator, prior=None, config: BicubicConfig | None = None, *,
+            seed: int | list[int] = 0, randomness=None, reference: torch.Tensor | None = None, progress: bool = False,
+            callback: StepCallback | None = None) -> SolveResult:
     """Bicubic upsampling of a low-resolution measurement (super-resolution operators only)."""
     if not isinstance(operator, (AveragePoolSR, BicubicSR)):
         raise ValueError("the bicubic baseline applies to super-resolution tasks only (sr2, sr4, ...)")
-    start = time.perf_counter()
+    log = StepLog("bicubic")
     up = F.interpolate(y, scale_factor=operator.scale, mode="bicubic", align_corners=False).clamp(-1, 1)
-    return SolveResult(up, up, [], nfe=0, backprop=False, method="bicubic", seconds=time.perf_counter() - start)
+    return log.result(up, up, nfe=0, backprop=False, params={})

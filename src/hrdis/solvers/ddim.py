@@ -6,58 +6,72 @@
 
 from x_T ~ N(0, I) down to the clean image (``sampling.ddim_step``). A reference point for the
 benchmark: a restoration method should beat an unconditional sample from its own prior.
+
+The official variant (``DDIMConfig.OFFICIAL``) is DDIM as the RED-diff / HRDIS code runs it: eta 0.5, x0_hat
+not clipped, the strided grid, the float32 schedule and an unclamped result.
 """
 
 from __future__ import annotations
 
-import time
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
-from tqdm import tqdm
 
 from ..operators import Operator
 from ..priors import Prior
+from ..randomness import Randomness, noise_source, randn
 from ..sampling import ddim_step
-from .base import BatchNoise, SolveResult, check_inputs, check_unit_interval, psnr_tensor, randn
-from ._common import check_grid, image_shape, next_timestep
+from .base import SolveResult, check_inputs, check_unit_interval
+from ._common import REFERENCE_SAMPLER, SamplerConfig, check_grid, image_shape, next_timestep, sampler_timesteps
+from .steplog import StepCallback, StepLog
+
+
+@dataclass(frozen=True)
+class DDIMConfig(SamplerConfig):
+    """DDIM's parameters: ``SamplerConfig``'s, ``eta`` (0 deterministic, 1 DDPM-like) and ``clip_x0``."""
+
+    eta: float = 0.0
+    clip_x0: bool = True
+
+    OFFICIAL: ClassVar[dict] = dict(REFERENCE_SAMPLER, eta=0.5, clip_x0=False)
+    OFFICIAL_SOURCE: ClassVar[str] = "NVlabs/RED-diff algos/ddim.py"
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_unit_interval("eta", self.eta)
 
 
 def ddim(
     y: torch.Tensor,
     operator: Operator,
     prior: Prior,
+    config: DDIMConfig | None = None,
     *,
-    steps: int = 100,
-    eta: float = 0.0,
     seed: int | list[int] = 0,
+    randomness: Randomness | None = None,
     reference: torch.Tensor | None = None,
     progress: bool = False,
+    callback: StepCallback | None = None,
 ) -> SolveResult:
-    """Unconditional DDIM samples shaped like the images behind y (y itself is not used).
-
-    Args:
-        steps: DDIM steps, one network evaluation each.
-        eta: DDIM stochasticity (0 deterministic, 1 DDPM-like).
-        seed: seeds x_T and the DDIM noise.
-        reference: the ground truth, only to record the PSNR of x0_hat per step.
-    """
-    check_inputs(y, operator, prior, steps)
-    check_grid(steps, prior.schedule)
-    check_unit_interval("eta", eta)
-    start = time.perf_counter()
-    generator = BatchNoise(seed, y.shape[0])
-    x = randn(image_shape(y, operator), generator, y.device)
+    """Unconditional DDIM samples shaped like the images behind y (y itself is not used; parameters:
+    ``DDIMConfig``). ``seed`` (or ``randomness``) gives x_T and the noise; ``reference`` only records the PSNR
+    of x0_hat per step."""
+    c = config or DDIMConfig()
+    check_inputs(y, operator, prior, c.steps)
+    check_grid(c.steps, prior.schedule)
+    schedule = prior.schedule.in_precision(c.schedule_precision)
+    timesteps = sampler_timesteps(c, schedule)
+    log = StepLog("ddim", reference=reference, progress=progress, callback=callback)
+    source = noise_source(seed, y.shape[0], randomness)
+    x = randn(image_shape(y, operator), source, y.device, role="initial")
     x_init = x.clone()
-    timesteps = prior.schedule.timesteps(steps)
 
-    history = []
     with torch.no_grad():
-        for i, t in enumerate(tqdm(timesteps, desc="ddim", disable=not progress, leave=False)):
-            x, x0 = ddim_step(prior, x, t, next_timestep(timesteps, i), eta, generator)
-            record = {"step": i, "t": t}
-            if reference is not None:
-                record["psnr"] = psnr_tensor(x0, reference)
-            history.append(record)
+        for i, t in log.steps(timesteps):
+            x, x0 = ddim_step(prior, x, t, next_timestep(timesteps, i), c.eta, source, clip_x0=c.clip_x0,
+                              schedule=schedule)
+            log.record(i, t, x=x, estimate=x0)
 
-    return SolveResult(image=x.clamp(-1, 1), init=x_init, history=history, nfe=steps, backprop=False, method="ddim",
-                       params=dict(steps=steps, eta=eta, seed=seed), seconds=time.perf_counter() - start)
+    return log.result(x.clamp(-1, 1) if c.clamp_result else x, x_init, nfe=len(timesteps), backprop=False,
+                      params={**c.as_dict(), "seed": seed})

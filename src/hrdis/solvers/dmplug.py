@@ -28,17 +28,19 @@ reference, which a real restoration cannot know) and "oracle_step".
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import torch
-from tqdm import tqdm
 
 from ..operators import Operator
 from ..priors import Prior
 from ..sampling import ddim_step
-from .base import BatchNoise, SolveResult, check_inputs, check_positive, check_positive_int, psnr_tensor, randn
+from ..randomness import Randomness, noise_source, randn
+from .base import SolveResult, check_inputs, check_positive, check_positive_int
+from .config import SolverConfig
+from .steplog import StepCallback, StepLog
 from ._common import check_grid, image_shape, next_timestep, psnr_per_image
 
 
@@ -127,47 +129,58 @@ def official_grid(steps: int, num_timesteps: int) -> list[int]:
     return [k * ratio for k in reversed(range(steps))]
 
 
+@dataclass(frozen=True)
+class DMPlugConfig(SolverConfig):
+    """DMPlug's parameters.
+
+    steps: the largest number of Adam iterations (the paper runs thousands; ES-WMV usually stops earlier).
+        Each costs ``ddim_steps`` network evaluations and their backward pass.
+    ddim_steps: k, the DDIM steps of the reverse process R (3 in the paper).
+    lr: Adam's learning rate on z.
+    early_stopping: use ES-WMV; if False, run every iteration and return the last iterate.
+    window, patience: ES-WMV's W and P (iterations).
+    """
+
+    steps: int = 300
+    ddim_steps: int = 3
+    lr: float = 0.01
+    early_stopping: bool = True
+    window: int = 100
+    patience: int = 100
+
+    def __post_init__(self):
+        for name in ("steps", "ddim_steps", "window", "patience"):
+            check_positive_int(name, getattr(self, name))
+        check_positive("lr", self.lr)
+
+
 def dmplug(
     y: torch.Tensor,
     operator: Operator,
     prior: Prior,
+    config: DMPlugConfig | None = None,
     *,
-    steps: int = 300,
-    ddim_steps: int = 3,
-    lr: float = 0.01,
-    early_stopping: bool = True,
-    window: int = 100,
-    patience: int = 100,
     seed: int | list[int] = 0,
+    randomness: Randomness | None = None,
     reference: torch.Tensor | None = None,
     progress: bool = False,
+    callback: StepCallback | None = None,
 ) -> SolveResult:
-    """Restore x from y = A(x) + noise by optimising the seed of a DDIM reverse process (DMPlug).
+    """Restore x from y = A(x) + noise by optimising the seed of a DDIM reverse process (DMPlug; parameters:
+    ``DMPlugConfig``). ``seed`` (or ``randomness``, role "initial") gives z; ``reference``, the ground truth,
+    records per-step PSNR and the oracle in ``extras`` (never used to choose ``image``)."""
+    c = config or DMPlugConfig()
+    check_inputs(y, operator, prior, c.steps)
+    check_grid(c.ddim_steps, prior.schedule)
+    stop = WindowedVarianceStop(c.window, c.patience)
+    log = StepLog("dmplug", reference=reference, progress=progress, callback=callback)
+    source = noise_source(seed, y.shape[0], randomness)
+    z = randn(image_shape(y, operator), source, y.device, role="initial").requires_grad_(True)
+    optimizer = torch.optim.Adam([z], lr=c.lr)
+    timesteps = official_grid(c.ddim_steps, prior.schedule.num_timesteps)
 
-    Args:
-        steps: the largest number of Adam iterations (the paper runs thousands; ES-WMV usually
-            stops earlier). Each costs ``ddim_steps`` network evaluations and their backward pass.
-        ddim_steps: k, the DDIM steps of the reverse process R (3 in the paper).
-        lr: Adam's learning rate on z.
-        early_stopping: use ES-WMV; if False, run every iteration and return the last iterate.
-        window, patience: ES-WMV's W and P (iterations).
-        seed: seeds z.
-        reference: the ground truth: records per-step PSNR and the oracle in ``extras`` (never used
-            to choose ``image``).
-    """
-    check_inputs(y, operator, prior, steps)
-    check_positive_int("ddim_steps", ddim_steps)
-    check_grid(ddim_steps, prior.schedule)
-    check_positive("lr", lr)
-    stop = WindowedVarianceStop(window, patience)
-    start = time.perf_counter()
-    generator = BatchNoise(seed, y.shape[0])
-    z = randn(image_shape(y, operator), generator, y.device).requires_grad_(True)
-    optimizer = torch.optim.Adam([z], lr=lr)
-    timesteps = official_grid(ddim_steps, prior.schedule.num_timesteps)
-
-    history, x_init, oracle, oracle_psnr, oracle_step = [], None, None, None, None
-    for k in tqdm(range(steps), desc="dmplug", disable=not progress, leave=False):
+    x_init, oracle, oracle_psnr, oracle_step = None, None, None, None
+    for k, _ in log.steps(range(c.steps)):
         x = reverse_process(prior, z, timesteps)
         misfit = (y - operator(x)).pow(2).flatten(1).mean(1)  # per image, summed: images do not interact
         optimizer.zero_grad(set_to_none=True)
@@ -177,32 +190,26 @@ def dmplug(
         x = x.detach()  # x^(k) = R(z^(k)), the iterate the loss was computed on
         x_init = x.clone() if x_init is None else x_init
         stop.update(x)
-        record = {"step": k, "t": None, "loss_obs": misfit.mean().item()}
-        if stop.variance is not None:
-            record["window_variance"] = stop.variance.mean().item()
+        terms = {} if stop.variance is None else {"window_variance": stop.variance.mean().item()}
+        log.record(k, None, x=x, estimate=x, loss_obs=misfit.mean().item(), **terms)
         if reference is not None:
-            record["psnr"] = psnr_tensor(x, reference)
             psnr = psnr_per_image(x, reference).cpu()
             if oracle is None:
                 oracle, oracle_psnr, oracle_step = x.clone(), psnr, torch.zeros_like(psnr, dtype=torch.long)
             better = psnr > oracle_psnr
             oracle[better.to(x.device)] = x[better.to(x.device)]
             oracle_psnr, oracle_step = torch.where(better, psnr, oracle_psnr), torch.where(better, k, oracle_step)
-        history.append(record)
-        if early_stopping and stop.done:
+        if c.early_stopping and stop.done:
             break
 
     iterations = k + 1
     image, es_step = x, torch.full((x.shape[0],), k, dtype=torch.long)
-    if early_stopping and stop.stopped is not None:
+    if c.early_stopping and stop.stopped is not None:
         image = torch.where(stop.stopped.to(x.device).view(-1, 1, 1, 1), stop.best, x)
         es_step = torch.where(stop.stopped, stop.best_step, es_step)
     extras = {"es_step": es_step.tolist(), "stopped_at": k}
     if reference is not None:
         extras.update(oracle_image=oracle, oracle_step=oracle_step.tolist())
 
-    return SolveResult(image=image, init=x_init, history=history, nfe=iterations * ddim_steps, backprop=True,
-                       method="dmplug",
-                       params=dict(steps=steps, ddim_steps=ddim_steps, lr=lr, early_stopping=early_stopping,
-                                   window=window, patience=patience, seed=seed),
-                       seconds=time.perf_counter() - start, extras=extras)
+    return log.result(image, x_init, nfe=iterations * c.ddim_steps, backprop=True, params={**c.as_dict(), "seed": seed},
+                      extras=extras)

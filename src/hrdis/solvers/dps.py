@@ -8,45 +8,86 @@ misfit after each prior step. On a grid t_N > ... > t_1 = 0, with alpha_t, sigma
     x_{i-1}     = x'_{i-1} - zeta grad_{x_i} ||y - A(x0_hat(x_i))||_2                    (Algorithm 1)
 
 The gradient goes through the network (one forward and one backward pass per step). The norm is
-not squared, as in the official code: the paper's zeta_i = zeta' / ||y - A(x0_hat)|| on the squared
-norm is the same direction with twice the step. Only the forward A(x) is used, so nonlinear
-operators work as they are.
+not squared, as in the DPS authors' code: the paper's zeta_i = zeta' / ||y - A(x0_hat)|| on the squared
+norm (``misfit="squared_norm"``) is the same direction with twice the step. Only the forward A(x) is
+used, so nonlinear operators work as they are.
 
 Fewer than T steps use a strided grid with the respaced betas 1 - alpha_bar_t / alpha_bar_s
 (guided-diffusion's respacing); the DDPM posterior step is then exactly DDIM with eta = 1
-(Song et al., 2021), which ``sampling.ddim_step`` implements, clipping x0_hat as the official code.
+(Song et al., 2021), which ``sampling.ddim_step`` implements, clipping x0_hat as the authors' code.
 
-Differences from the official code:
+Differences from the DPS authors' code:
 - the norm is per image (summed over the batch), so a batch of B problems takes the same steps as
-  B runs of one; the official code takes one norm over the whole batch;
+  B runs of one; the authors' code takes one norm over the whole batch;
 - the DDPM variance is the posterior variance beta_tilde_t (guided-diffusion's "fixed small"); the
-  official FFHQ/ImageNet checkpoints interpolate a learned variance between beta_tilde_t and beta_t.
+  authors' FFHQ/ImageNet checkpoints interpolate a learned variance between beta_tilde_t and beta_t.
+
+The official variant (``DPSConfig.OFFICIAL``) is DPS as the HRDIS paper's code (RED-diff's ``algos/dps.py``)
+runs it: DDIM with ``eta`` 0, a step of 0.1 / ||y - A(x0_hat)|| on the squared norm, per image, no clipping
+(``clip_x0``), x_T = sqrt(alpha_bar_T) A^+ y + sqrt(1 - alpha_bar_T) z (``start="pinv"``), the strided
+timestep grid, an unclamped result and the float32 schedule.
 """
 
 from __future__ import annotations
 
-import time
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
-from tqdm import tqdm
 
 from ..operators import Operator
 from ..priors import Prior
+from ..randomness import Randomness, noise_source, randn
 from ..sampling import ddim_step
-from .base import BatchNoise, SolveResult, check_inputs, psnr_tensor, randn
-from ._common import check_grid, check_non_negative, image_shape, next_timestep
+from .base import SolveResult, check_inputs, check_unit_interval
+from ._common import (REFERENCE_SAMPLER, SamplerConfig, check_grid, check_non_negative, image_shape, next_timestep,
+                      sampler_start, sampler_timesteps)
+from .config import check_choice
+from .steplog import StepCallback, StepLog
 
 # zeta per task family, by the task name's prefix (the settings this project's benchmark uses).
 STEP_SIZES = {"inpaint": 0.5, "sr": 0.3, "deblur": 0.3, "phase": 1.0}
-DEFAULT_STEP_SIZE = 0.5
+
+
+@dataclass(frozen=True)
+class DPSConfig(SamplerConfig):
+    """DPS's parameters: ``SamplerConfig``'s (1000 steps, as the paper), and
+
+    step_size: zeta (0 gives unconditional sampling). Tied to ``steps``: with far fewer steps the total pull
+        towards y shrinks and the sample drifts from the measurement.
+    misfit: "norm" (zeta grad ||y - A(x0_hat)||, the DPS authors' code) or "squared_norm" (the paper's
+        zeta / ||y - A(x0_hat)|| grad ||y - A(x0_hat)||^2, per image).
+    eta: the DDIM stochasticity of the prior step (1 = DDPM ancestral sampling).
+    clip_x0: clip x0_hat to [-1, 1] in the prior step.
+    start: "noise" (x_T ~ N(0, I)) or "pinv" (sqrt(alpha_bar_T) A^+ y + sqrt(1 - alpha_bar_T) z).
+    """
+
+    steps: int = 1000
+    step_size: float = 0.5
+    misfit: str = "norm"
+    eta: float = 1.0
+    clip_x0: bool = True
+    start: str = "noise"
+
+    OFFICIAL: ClassVar[dict] = dict(REFERENCE_SAMPLER, step_size=0.1, misfit="squared_norm", eta=0.0, clip_x0=False,
+                                    start="pinv")
+    OFFICIAL_SOURCE: ClassVar[str] = "NVlabs/RED-diff algos/dps.py (as forked by deng-ai-lab/HRDIS)"
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_non_negative("step_size (zeta)", self.step_size)
+        check_choice("misfit", self.misfit, ("norm", "squared_norm"))
+        check_unit_interval("eta", self.eta)
+        check_choice("start", self.start, ("noise", "pinv"))
 
 
 def task_step_size(task_name: str) -> float:
-    """zeta for a task: 0.5 inpainting, 0.3 super-resolution and deblurring, 1.0 phase retrieval, else 0.5."""
+    """zeta for a task: 0.5 inpainting, 0.3 super-resolution and deblurring, 1.0 phase retrieval, else
+    ``DPSConfig``'s default."""
     for prefix, zeta in STEP_SIZES.items():
         if task_name.startswith(prefix):
             return zeta
-    return DEFAULT_STEP_SIZE
+    return DPSConfig.step_size
 
 
 def dps_task_params(task, noise) -> dict:
@@ -57,43 +98,41 @@ def dps(
     y: torch.Tensor,
     operator: Operator,
     prior: Prior,
+    config: DPSConfig | None = None,
     *,
-    steps: int = 1000,
-    step_size: float = DEFAULT_STEP_SIZE,
     seed: int | list[int] = 0,
+    randomness: Randomness | None = None,
     reference: torch.Tensor | None = None,
     progress: bool = False,
+    callback: StepCallback | None = None,
 ) -> SolveResult:
-    """Sample x given y = A(x) + noise with DPS.
-
-    Args:
-        steps: number of DDPM steps (1000 in the paper; fewer use a strided grid). One network
-            evaluation and one backward pass each.
-        step_size: zeta, the step on grad ||y - A(x0_hat)|| (0 gives unconditional DDPM sampling).
-        seed: seeds x_T and the DDPM noise.
-        reference: the ground truth, only to record the PSNR of x0_hat per step.
-    """
-    check_inputs(y, operator, prior, steps)
-    check_grid(steps, prior.schedule)
-    check_non_negative("step_size (zeta)", step_size)
-    start = time.perf_counter()
-    generator = BatchNoise(seed, y.shape[0])
-    x = randn(image_shape(y, operator), generator, y.device)
+    """Sample x given y = A(x) + noise with DPS (parameters: ``DPSConfig``). ``seed`` (or ``randomness``)
+    gives x_T and the sampler's noise; ``reference`` only records the PSNR of x0_hat per step."""
+    c = config or DPSConfig()
+    check_inputs(y, operator, prior, c.steps)
+    check_grid(c.steps, prior.schedule)
+    schedule = prior.schedule.in_precision(c.schedule_precision)
+    timesteps = sampler_timesteps(c, schedule)
+    log = StepLog("dps", reference=reference, progress=progress, callback=callback)
+    source = noise_source(seed, y.shape[0], randomness)
+    x = sampler_start(c.start, y, operator, schedule, timesteps[0], source)
     x_init = x.clone()
-    timesteps = prior.schedule.timesteps(steps)
 
-    history = []
-    for i, t in enumerate(tqdm(timesteps, desc="dps", disable=not progress, leave=False)):
+    for i, t in log.steps(timesteps):
         x = x.detach().requires_grad_(True)
-        x_prev, x0 = ddim_step(prior, x, t, next_timestep(timesteps, i), eta=1.0, generator=generator)
-        misfit = (y - operator(x0)).flatten(1).norm(dim=1)  # ||y - A(x0_hat)|| per image
-        (grad,) = torch.autograd.grad(misfit.sum(), x)
-        x = (x_prev - step_size * grad).detach()
+        x_prev, x0 = ddim_step(prior, x, t, next_timestep(timesteps, i), eta=c.eta, generator=source,
+                               clip_x0=c.clip_x0, schedule=schedule)
+        residual = (y - operator(x0)).flatten(1)
+        if c.misfit == "norm":
+            misfit = residual.norm(dim=1)  # ||y - A(x0_hat)|| per image
+            (grad,) = torch.autograd.grad(misfit.sum(), x)
+            x = (x_prev - c.step_size * grad).detach()
+        else:
+            squared = residual.pow(2).sum(dim=1)
+            misfit = squared.sqrt().detach()
+            (grad,) = torch.autograd.grad(squared.sum(), x)
+            x = (x_prev - grad * (c.step_size / misfit).view(-1, *[1] * (x.dim() - 1))).detach()
+        log.record(i, t, x=x, estimate=x0, misfit=misfit.mean().item())
 
-        record = {"step": i, "t": t, "misfit": misfit.mean().item()}
-        if reference is not None:
-            record["psnr"] = psnr_tensor(x0.detach(), reference)
-        history.append(record)
-
-    return SolveResult(image=x.clamp(-1, 1), init=x_init, history=history, nfe=steps, backprop=True, method="dps",
-                       params=dict(steps=steps, step_size=step_size, seed=seed), seconds=time.perf_counter() - start)
+    return log.result(x.clamp(-1, 1) if c.clamp_result else x, x_init, nfe=len(timesteps), backprop=True,
+                      params={**c.as_dict(), "seed": seed})

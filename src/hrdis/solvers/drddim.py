@@ -22,13 +22,30 @@ weights, Adam, presets) is HRDIS's.
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
 import torch
 
 from ..operators import Operator
 from ..priors import Prior
+from ..randomness import Randomness
 from ..schedule import VPSchedule
-from .base import SolveResult, check_positive_int, check_unit_interval
-from .hrdis import hrdis
+from .base import SolveResult, check_unit_interval
+from .hrdis import HRDISConfig, RegularisedConfig, hrdis
+from .steplog import StepCallback
+
+
+@dataclass(frozen=True)
+class DRDDIMConfig(RegularisedConfig):
+    """HRDIS's loop parameters (``RegularisedConfig``) and eta, the DDIM stochasticity that sets beta_t
+    (1 = DDPM-like, 0 = CR)."""
+
+    eta: float = 1.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_unit_interval("eta", self.eta)
 
 
 def ddim_fresh_fraction(schedule: VPSchedule, timesteps: list[int], eta: float) -> list[float]:
@@ -46,36 +63,26 @@ def drddim(
     y: torch.Tensor,
     operator: Operator,
     prior: Prior,
+    config: DRDDIMConfig | None = None,
     *,
-    steps: int = 150,
-    eta: float = 1.0,
-    obs_weight: float = 1.0,
-    reg_weight: float = 0.25,
-    lr: float = 0.1,
-    min_weight: float | None = None,
-    fresh_noise_steps: int = 0,
-    t_start: int | None = None,
-    t_end: int = 0,
     seed: int | list[int] = 0,
+    randomness: Randomness | None = None,
     init: torch.Tensor | None = None,
     reference: torch.Tensor | None = None,
     progress: bool = False,
+    callback: StepCallback | None = None,
 ) -> SolveResult:
-    """HRDIS with the DDIM noise split as its per-step beta (see the module docstring).
-
-    ``eta``: the DDIM stochasticity that sets beta_t (1 = DDPM-like, 0 = CR); the other arguments are
-    ``hrdis``'s (``fresh_noise_steps``, e.g. phase retrieval's 250, sets beta_t = 1 on those first steps,
-    as in HRDIS). One network evaluation per step, no backprop through the network.
-    """
-    check_unit_interval("eta", eta)
-    check_positive_int("steps", steps)
-    betas = ddim_fresh_fraction(prior.schedule, prior.schedule.timesteps(steps, t_start, t_end), eta)
-    betas = [1.0 if n < fresh_noise_steps else b for n, b in enumerate(betas)]
-    result = hrdis(y, operator, prior, steps=steps, beta=betas, obs_weight=obs_weight, reg_weight=reg_weight, lr=lr,
-                   min_weight=min_weight, t_start=t_start, t_end=t_end, seed=seed, init=init, reference=reference,
-                   progress=progress)
+    """HRDIS with the DDIM noise split as its per-step beta (see the module docstring). ``fresh_noise_steps``
+    (e.g. phase retrieval's 250) sets beta_t = 1 on those first steps, as in HRDIS. One network evaluation
+    per step, no backprop through the network."""
+    c = config or DRDDIMConfig()
+    shared = {f.name: getattr(c, f.name) for f in dataclasses.fields(RegularisedConfig)}
+    betas = ddim_fresh_fraction(prior.schedule, prior.schedule.timesteps(c.steps, c.t_start, c.t_end), c.eta)
+    betas = [1.0 if n < c.fresh_noise_steps else b for n, b in enumerate(betas)]
+    result = hrdis(y, operator, prior, HRDISConfig(**shared, beta=betas), seed=seed, randomness=randomness, init=init,
+                   reference=reference, progress=progress, callback=callback)
     for record, beta in zip(result.history, betas):
         record["beta"] = beta
     result.method = "drddim"
-    result.params = {k: v for k, v in result.params.items() if k != "beta"} | {"eta": eta}
+    result.params = {**c.as_dict(), "seed": seed}
     return result
