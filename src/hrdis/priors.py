@@ -215,12 +215,13 @@ def check_state_dict(unet: nn.Module, state: dict, source: str) -> None:
         problems.append(f"{len(wrong)} shape mismatches (e.g. {'; '.join(wrong[:3])})")
     if problems:
         raise ValueError(f"checkpoint {source} does not match the configuration: {'; '.join(problems)}. "
-                         f"Check the config (or preset) given for this checkpoint")
+                         f"Check its configuration (--prior-config on the command line, config= in Python)")
 
 
 def _read_config(config) -> dict:
     if config is None:
-        raise ValueError("a guided-diffusion checkpoint needs its configuration: pass config= a dict or a JSON file")
+        raise ValueError("a guided-diffusion checkpoint needs its configuration: pass --prior-config (config= in "
+                         "Python), a JSON file of its options or a preset name")
     if isinstance(config, ADMConfig):
         return config.to_dict()
     if isinstance(config, dict):
@@ -314,8 +315,9 @@ def adm_config_for(shapes: dict, config=None, path: str | os.PathLike | None = N
         inferred, notes = infer_adm_config(shapes)
     except (ValueError, KeyError, IndexError) as exc:
         if given is None:
-            raise ValueError(f"a guided-diffusion checkpoint needs its configuration (pass config= a dict, a JSON "
-                             f"file or a preset: {', '.join(ADM_PRESETS)}); it could not be inferred: {exc}") from None
+            raise ValueError(f"a guided-diffusion checkpoint needs its configuration (pass --prior-config, config= in "
+                             f"Python: a JSON file of its options or a preset: {', '.join(ADM_PRESETS)}); it could "
+                             f"not be inferred: {exc}") from None
         return ADMConfig.from_dict(given), []
     given = dict(given or {})
     if preset:
@@ -324,7 +326,8 @@ def adm_config_for(shapes: dict, config=None, path: str | os.PathLike | None = N
         notes = []
     if "image_size" not in given:
         notes.append(f"image_size cannot be inferred from a checkpoint: assumed {DEFAULT_IMAGE_SIZE}; "
-                     f"pass config={{'image_size': N}} if the model was trained at another size")
+                     f"if the model was trained at another size, pass --prior-config a JSON file holding "
+                     f"{{\"image_size\": N}} (config={{'image_size': N}} in Python)")
     size = int(given.get("image_size", DEFAULT_IMAGE_SIZE))
     attention_ds = inferred.pop("attention_ds")
     inferred["attention_resolutions"] = [size // d for d in attention_ds]
