@@ -267,3 +267,48 @@ def test_sample_options_have_help(capsys):
 def test_readme_lists_every_task():
     readme = (ROOT / "README.md").read_text()
     assert not [name for name in TASKS if f"`{name}`" not in readme]
+
+
+# ------------------------------------------------------------------------------- does the image fit the prior?
+
+SHARED_FACES = ROOT.parent / "shared" / "data" / "celeba-10k.tar"
+
+
+def stripes(path, size=64):
+    """A generated non-face: coloured diagonal stripes."""
+    u = np.arange(size)
+    wave = ((u[:, None] + u[None, :]) // 6) % 2
+    arr = np.stack([wave * 200 + 30, (1 - wave) * 160 + 40, np.full((size, size), 90)], -1).astype(np.uint8)
+    Image.fromarray(arr).save(path)
+    return path
+
+
+def test_a_generated_non_face_is_flagged_and_no_check_skips(capsys, tmp_path):
+    argv = ["solve", "--input", stripes(tmp_path / "stripes.png"), "--task", "inpaint-box", "--method", "tv",
+            "--steps", 1, "--out", tmp_path / "o.png"]
+    code, _, err = run(capsys, *argv)
+    assert code == 0 and "unlike the prior's training data" in one_line(err, "warning")
+    code, _, err = run(capsys, *argv, "--no-check")
+    assert code == 0 and "warning" not in err
+
+
+@pytest.mark.skipif(not SHARED_FACES.is_file(), reason="../shared/data/celeba-10k.tar is not beside the repo")
+@pytest.mark.parametrize("number", [9800, 9850])  # held out, and used neither to calibrate nor to evaluate
+def test_a_held_out_face_passes(capsys, tmp_path, number):
+    import tarfile
+
+    with tarfile.open(SHARED_FACES) as tar, Image.open(tar.extractfile(f"celebA/{number:06d}.jpg")) as im:
+        im.convert("RGB").save(tmp_path / "face.png")
+    argv = ["--method", "tv", "--steps", 1, "--resize", "--out", tmp_path / "o.png"]
+    code, _, err = run(capsys, "solve", "--input", tmp_path / "face.png", "--task", "inpaint-box", *argv)
+    assert code == 0 and "warning" not in err, err
+    box_mask_png(tmp_path / "mask.png", 64, 20, 44)  # at the prior's size: taken as it is
+    code, _, err = run(capsys, "solve", "--observed", tmp_path / "face.png", "--mask", tmp_path / "mask.png", *argv)
+    assert code == 0 and "warning" not in err, err
+
+
+def test_a_prior_without_calibration_is_not_checked(tiny_prior_dir):
+    from hrdis import load_prior, operators, plausibility
+
+    prior = load_prior(tiny_prior_dir)
+    assert plausibility.check(prior, torch.zeros(1, 3, 32, 32), operators.Identity()) is None

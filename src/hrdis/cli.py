@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from . import images, masks, metrics, operators
+from . import images, masks, metrics, operators, plausibility
 from .ablate import PARAMS as ABLATION_PARAMS
 from .api import resolve_params, solve
 from .noise import parse_noise
@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--history", help="also write the per-step history as JSON")
     s.add_argument("--no-check", action="store_true",
                    help="skip the check that the image looks like the prior's training data (faces, for the "
-                   "bundled prior)")
+                   "bundled prior); without it, an unlike image gets a warning (6 network evaluations)")
     _add_prior_args(s)
 
     i = sub.add_parser("info", help="list tasks, methods and the prior in use")
@@ -202,6 +202,10 @@ def cmd_solve(args) -> None:
         y = operator(y_img) if isinstance(operator, operators.Inpainting) else y_img
     device = prior_device(prior)
     y, operator, truth = y.to(device), operator.to(device), (truth.to(device) if truth is not None else None)
+    if not args.no_check:  # the clean --input itself, else the observation's starting estimate
+        verdict = plausibility.check(prior, *((truth, operators.Identity()) if truth is not None else (y, operator)))
+        if verdict is not None and verdict.unlike:
+            warnings.warn(verdict.message(), stacklevel=2)
     params = dict(steps=args.steps, beta=args.beta, lr=args.lr, obs_weight=args.obs_weight, reg_weight=args.reg_weight,
                   restarts=args.restarts)
     used = resolve_params(args.method, task, noise, image_size=size, **params)

@@ -105,14 +105,15 @@ class GaussianPrior(Prior):
 
 
 def denoising_error(prior: Prior, x: torch.Tensor, *, fractions: tuple[float, ...], draws: int,
-                    seed: int = 0) -> torch.Tensor:
+                    seed: int = 0, weight: torch.Tensor | None = None) -> torch.Tensor:
     """Per image, the prior's denoising loss: the mean of ||eps_theta(alpha_t x + sigma_t eps, t) - eps||^2
     over timesteps t = fraction * (T - 1) and ``draws`` noise draws each.
 
     These are the terms of the diffusion model's ELBO (Ho et al. 2020), so a lower value means x is more
     plausible under the prior; it tells a face from its photographic negative or its upside-down copy.
     The draws depend only on ``seed``, so images scored with one seed share their noise and their
-    scores differ only through the images.
+    scores differ only through the images. ``weight`` (broadcastable to x, e.g. an inpainting mask) averages
+    the error over the pixels it weights instead of all of them.
     """
     generator = torch.Generator(device="cpu").manual_seed(seed)
     last = prior.schedule.num_timesteps - 1
@@ -123,7 +124,12 @@ def denoising_error(prior: Prior, x: torch.Tensor, *, fractions: tuple[float, ..
             for _ in range(draws):
                 eps = torch.randn(x.shape, generator=generator).to(x.device)
                 x_t = prior.schedule.alpha(t) * x + prior.schedule.sigma(t) * eps
-                total += (prior.eps(x_t, t) - eps).flatten(1).pow(2).mean(1).double().cpu()
+                err = (prior.eps(x_t, t) - eps).pow(2)
+                if weight is None:
+                    total += err.flatten(1).mean(1).double().cpu()
+                else:
+                    w = weight.expand_as(err)
+                    total += ((err * w).flatten(1).sum(1) / w.flatten(1).sum(1).clamp_min(1e-8)).double().cpu()
     return total / (len(fractions) * draws)
 
 
