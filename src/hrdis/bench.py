@@ -563,8 +563,11 @@ def write_cost_table(rows: list[dict], out: str | Path, methods: list[str], task
 
 
 def write_figures(out: str | Path, methods: list[str], tasks: list[str]) -> list[Path]:
-    """One grid per task: rows are images, columns truth | measurement | each method."""
+    """One grid per task: rows are images, columns truth | measurement | each method, each panel enlarged
+    to at least 256 px and labelled (a method's with its PSNR / SSIM from the rows)."""
     out = Path(out)
+    scores = {(_col(r), Path(r["image"]).stem, r["method"]): r for r in all_rows(out)
+              if not is_error(r) and "psnr" in r}
     written = []
     for t in tasks:
         t = t.label if isinstance(t, Column) else t
@@ -573,13 +576,17 @@ def write_figures(out: str | Path, methods: list[str], tasks: list[str]) -> list
             continue
         stems = sorted({p.name.rsplit("_", 1)[0] for p in cell_dir.glob("*_truth.png")})
         cols = ["truth", "y"] + [m for m in methods if applicable(m, t.split("@")[0])]
-        tiles = []
+        panels = []
         for s in stems:
             for c in cols:
                 p = cell_dir / f"{s}_{c}.png"
-                tiles.append(images.read_image(p) if p.is_file() else torch.ones(1, 3, 64, 64))
-        if tiles:
+                label = {"truth": f"{s} truth", "y": "measurement"}.get(c, c)
+                row = scores.get((t, s, c))
+                if row is not None:
+                    label += f"\n{row['psnr']:.2f} dB, SSIM {row['ssim']:.3f}"
+                panels.append((images.read_image(p) if p.is_file() else None, label))
+        if any(x is not None for x, _ in panels):
             path = out / f"figure_{safe_name(t)}.png"
-            images.write_image(images.make_grid(tiles, nrow=len(cols)), path)
+            images.write_image(images.labelled_grid(panels, ncol=len(cols)), path)
             written.append(path)
     return written

@@ -15,20 +15,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import warnings
 from pathlib import Path
 
 import torch
 
-from . import images, masks, metrics, operators
+from . import images, masks, metrics, operators, plausibility
 from .ablate import PARAMS as ABLATION_PARAMS
 from .api import resolve_params, solve
 from .noise import parse_noise
 from .priors import load_prior
 from .runtime import add_runtime_args, compile_prior, prior_device, prior_options
 from .solvers import METHODS, VARIANTS
-from .tasks import INPAINT, SR, TASKS, get_task
+from .tasks import TASKS, get_task
 
 
 def _add_method_args(p: argparse.ArgumentParser) -> None:
@@ -101,10 +102,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--restarts", type=int, help="best of this many seeds by measurement residual (phase retrieval: 4)")
     s.add_argument("--sequential-restarts", action="store_true",
                    help="run restarts one after another (default: as one batch, faster but restarts x the memory)")
-    s.add_argument("--resize", action="store_true", help="square-crop and resize the input to the prior's size")
-    s.add_argument("--out", required=True, help="where to write the restored PNG")
-    s.add_argument("--grid", help="also write a comparison grid: truth | measurement | init | result")
+    s.add_argument("--resize", action="store_true",
+                   help="square-crop and resize the image to the size the prior needs (a low-resolution --observed "
+                   "to the prior's size / --scale), and a --mask drawn at the image's size alike")
+    s.add_argument("--out", required=True, help="where to write the restored PNG (missing folders are created)")
+    s.add_argument("--grid", help="also write a labelled comparison grid: truth | measurement | start | result "
+                   "(PSNR/SSIM when the truth is known), each panel enlarged to at least 256 px")
     s.add_argument("--history", help="also write the per-step history as JSON")
+    s.add_argument("--no-check", action="store_true",
+                   help="skip the check that the image looks like the prior's training data (faces, for the "
+                   "bundled prior); without it, an unlike image gets a warning (6 network evaluations)")
     _add_method_args(s)
     _add_prior_args(s)
 
@@ -112,11 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_prior_args(i)
 
     sm = sub.add_parser("sample", help="draw unconditional samples from the prior (DDIM)")
-    sm.add_argument("--n", type=int, default=64)
-    sm.add_argument("--steps", type=int, default=50)
-    sm.add_argument("--eta", type=float, default=0.0)
-    sm.add_argument("--seed", type=int, default=0)
-    sm.add_argument("--out", required=True, help="PNG grid to write")
+    sm.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
+    sm.add_argument("--steps", type=int, default=50, help="DDIM steps per sample (default 50)")
+    sm.add_argument("--eta", type=float, default=0.0,
+                    help="DDIM's eta: 0 (default) is deterministic, 1 is DDPM-like sampling")
+    sm.add_argument("--seed", type=int, default=0, help="seeds the starting noise (default 0)")
+    sm.add_argument("--out", required=True, help="PNG grid to write, each sample enlarged to at least 256 px "
+                    "(missing folders are created)")
     _add_prior_args(sm)
 
     b = sub.add_parser("bench", help="run (task, method, image) cells and render tables", description=(
@@ -134,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--steps", type=int, help="override every method's steps (quick runs)")
     b.add_argument("--figures", type=int, default=4, help="images shown in the figure grids")
-    b.add_argument("--out", required=True, help="output folder")
+    b.add_argument("--out", required=True, help="output folder (created if missing)")
     b.add_argument("--render-only", action="store_true",
                    help="run no cell: only re-render OUT's tables and figures for these methods and columns "
                    "(e.g. after runs that each added some methods)")
@@ -179,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--steps", type=int)
     d.add_argument("--beta", type=float)
     d.add_argument("--resize", action="store_true", help="square-crop and resize the input to the prior's size")
-    d.add_argument("--out", required=True, help="folder for std.png, samples.png, diversity.json")
+    d.add_argument("--out", required=True, help="folder for std.png, samples.png, diversity.json (created if missing)")
     _add_method_args(d)
     _add_prior_args(d)
 
@@ -208,48 +217,56 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_solve(args) -> None:
+    for flag in ("--out", "--grid", "--history"):  # before any long work: a bad path fails now, not after the solve
+        if getattr(args, flag[2:]):
+            images.check_output_path(getattr(args, flag[2:]), flag)
+    noise = parse_noise(args.noise)
+    if args.input and not args.task:
+        raise ValueError("--input needs --task (e.g. --task inpaint-box); see `hrdis info`")
+    if args.task:
+        get_task(args.task)
     prior = _load_prior(args)
     size = prior.image_size
-    noise = parse_noise(args.noise)
     truth = None
     if args.input:
-        if not args.task:
-            raise ValueError("--input needs --task (e.g. --task inpaint-box); see `hrdis info`")
         task = get_task(args.task)
         truth = images.read_image(args.input, size=size, crop=args.resize)
         operator = task.operator(truth.shape[-1], args.seed, args.variant)
         y = noise(operator(truth), seed=args.seed)
-        task_arg = task
     else:
-        y_img = images.read_image(args.observed)
-        operator, task_arg = _observed_operator(args, y_img, size)
+        y_img, operator, task = _read_observation(args, size)
         y = operator(y_img) if isinstance(operator, operators.Inpainting) else y_img
     device = prior_device(prior)
     y, operator, truth = y.to(device), operator.to(device), (truth.to(device) if truth is not None else None)
+    if not args.no_check:  # the clean --input itself, else the observation's starting estimate
+        verdict = plausibility.check(prior, *((truth, operators.Identity()) if truth is not None else (y, operator)))
+        if verdict is not None and verdict.unlike:
+            warnings.warn(verdict.message(), stacklevel=2)
     params = dict(steps=args.steps, beta=args.beta, lr=args.lr, obs_weight=args.obs_weight, reg_weight=args.reg_weight,
                   **_settings(args))
-    used = resolve_params(args.method, task_arg, noise, image_size=size, variant=args.variant, **params)
-    print(f"hrdis: {args.method} on {getattr(task_arg, 'name', task_arg) or 'custom'} with {json.dumps(used)}",
-          file=sys.stderr)
-    result = solve(y, operator, prior, args.method, task=task_arg, noise=noise, seed=args.seed, reference=truth,
+    used = resolve_params(args.method, task, noise, image_size=size, variant=args.variant, **params)
+    print(f"hrdis: {args.method} on {task.name} (preset at {size} px) with {json.dumps(used)}", file=sys.stderr)
+    _warn_if_few_steps(args.method, args.steps, resolve_params(args.method, task, noise, image_size=size))
+    result = solve(y, operator, prior, args.method, task=task, noise=noise, seed=args.seed, reference=truth,
                    restarts=args.restarts, variant=args.variant, progress=True,
                    batch_restarts=not args.sequential_restarts, **params)
     result.image, result.init, y = result.image.cpu(), result.init.cpu(), y.cpu()
     truth, operator = (truth.cpu() if truth is not None else None), operator.to("cpu")
     images.write_image(result.image, args.out)
     line = f"wrote {args.out} ({result.seconds:.1f} s, {result.nfe} network evaluations)"
+    scores = ""
     if truth is not None:
-        line += f"; PSNR {metrics.psnr(result.image, truth)[0]:.2f} dB, SSIM {metrics.ssim(result.image, truth)[0]:.3f}"
-        line += f" (init {metrics.psnr(result.init, truth)[0]:.2f} dB)"
+        scores = f"PSNR {metrics.psnr(result.image, truth)[0]:.2f} dB, SSIM {metrics.ssim(result.image, truth)[0]:.3f}"
+        line += f"; {scores} (init {metrics.psnr(result.init, truth)[0]:.2f} dB)"
     print(line)
     if args.grid:
-        panels = [truth] if truth is not None else []
+        panels = [(truth, "truth")] if truth is not None else []
         shown = operator.measurement_image(y)
         if shown.shape[-1] != result.image.shape[-1]:  # low-res measurement: nearest upsample for display
             shown = torch.nn.functional.interpolate(shown, size=result.image.shape[-2:], mode="nearest")
-        panels += [shown, result.init, result.image]
-        images.write_image(images.make_grid(panels), args.grid)
-        print(f"wrote {args.grid} ({'truth | ' if truth is not None else ''}measurement | init | result)")
+        panels += [(shown, "measurement"), (result.init, "start"), (result.image, f"{args.method}\n{scores}".strip())]
+        images.write_image(images.labelled_grid(panels), args.grid)
+        print(f"wrote {args.grid} ({' | '.join(label.split(chr(10))[0] for _, label in panels)})")
     if args.history:
         images.atomic_write_bytes(args.history, json.dumps(
             {"method": result.method, "params": result.params, "history": result.history,
@@ -257,34 +274,81 @@ def cmd_solve(args) -> None:
             indent=1, default=str).encode())
 
 
-def _observed_operator(args, y_img: torch.Tensor, size: int | None):
-    """The operator for a real observation, from --mask / --scale / an SR or blur task."""
+# Methods whose step sizes (Adam's lr, DPS's zeta) were tuned together with their preset's step count:
+# far fewer steps leave them short of the measurement (DPS at 50 of 1000 steps returns an unrelated face).
+STEP_TIED_METHODS = ("hrdis", "reddiff", "cr", "hrdis-blind", "drddim", "dps")
+
+
+def _warn_if_few_steps(method: str, steps: int | None, preset: dict) -> None:
+    """Warn when --steps is below a quarter of the preset's steps for a method in ``STEP_TIED_METHODS``."""
+    if steps is None or method not in STEP_TIED_METHODS:
+        return
+    preset_steps = preset["steps"]  # the task's preset, else the method's own default (DPS: 1000)
+    if steps < preset_steps / 4:
+        warnings.warn(f"--steps {steps} is below a quarter of {method}'s preset {preset_steps}; its step sizes are "
+                      f"tuned for the preset's steps, so the result may not fit the measurement", stacklevel=2)
+
+
+def _read_observation(args, size: int | None):
+    """(observation, operator, task) for a real degraded image: --mask (inpainting), --scale / an SR task
+    (the observation is the low-resolution image), or a task whose measurement is an image. With --resize
+    the image (and its mask) are square-cropped alike and resized to the size the prior needs."""
+    im = images.open_image(args.observed)
     if args.mask:
-        mask = masks.load_mask(args.mask, tuple(y_img.shape[-2:]))
-        return operators.Inpainting(mask), args.task or _custom_task("inpaint", INPAINT)
+        y_img = _fit(args.observed, im, size, args.resize)
+        mask = masks.load_mask(args.mask, y_img.shape[-1], resize_from=im.size if args.resize else None)
+        task = get_task(args.task) if args.task else _named_like("inpaint", "inpaint-box", "inpainting of a given mask")
+        return y_img, operators.Inpainting(mask), task
     scale = args.scale
-    if scale is None and args.task and args.task.startswith("sr"):
-        scale = int(args.task[2:].split("-")[0])
+    task_scale = _sr_scale(args.task)
+    if scale is not None and task_scale is not None and scale != task_scale:
+        raise ValueError(f"--scale {scale} contradicts --task {args.task}; give one of them")
+    scale = scale if scale is not None else task_scale
     if scale is not None:
-        if size is not None and y_img.shape[-1] * scale != size:
-            raise ValueError(f"the observation is {y_img.shape[-1]} px wide; x{scale} gives {y_img.shape[-1] * scale} px "
-                             f"but the prior works at {size} px")
+        if scale < 1:
+            raise ValueError(f"--scale must be a positive integer, got {scale}")
+        if size is not None and size % scale:
+            raise ValueError(f"--scale {scale} does not divide the prior's {size} px; use a factor of {size}")
+        low = None if size is None else size // scale
+        y_img = _fit(args.observed, im, low, args.resize, f"for x{scale} at {size} px")
         op = operators.BicubicSR(scale, size) if args.task == "sr4-bicubic" else operators.AveragePoolSR(scale)
-        return op, args.task or _custom_task(f"sr{scale}", SR)
+        task = get_task(args.task) if args.task else _named_like(f"sr{scale}", "sr4", f"x{scale} super-resolution")
+        return y_img, op, task
     if args.task in OBSERVABLE_TASKS:
-        return get_task(args.task).make_operator(y_img.shape[-1], args.seed), args.task
+        y_img = _fit(args.observed, im, size, args.resize)
+        return y_img, get_task(args.task).make_operator(y_img.shape[-1], args.seed), get_task(args.task)
     raise ValueError(f"--observed needs --mask (inpainting), --scale / --task srN (super-resolution), or --task "
                      f"{'|'.join(OBSERVABLE_TASKS)}; compressed-sensing and phase measurements are not images")
+
+
+def _fit(path, im, size: int | None, resize: bool, expected: str = "") -> torch.Tensor:
+    """``im`` as a (1, 3, size, size) tensor: face-cropped and resized with --resize, else checked."""
+    if size is not None:
+        if resize:
+            im = images.face_crop(im, size)
+        elif im.size != (size, size):
+            raise ValueError(images.size_error(path, im.size, size, expected or f"for the prior's {size} px"))
+    return images.pil_to_tensor(im)
+
+
+def _sr_scale(task: str | None) -> int | None:
+    """The factor of an SR task name (sr4, sr4-bicubic), else None."""
+    if task and task.startswith("sr") and task[2:].split("-")[0].isdigit():
+        return int(task[2:].split("-")[0])
+    return None
+
+
+def _named_like(name: str, like: str, description: str):
+    """A task called ``name`` with the presets (Table 5 and the per-size overrides) of the named task ``like``:
+    a user's mask or SR factor gets the same tuned preset as the equivalent --task."""
+    import dataclasses
+
+    return TASKS[name] if name in TASKS else dataclasses.replace(get_task(like), name=name, description=description)
 
 
 # Tasks whose measurement is an image of the same size as x, so a real observation can be restored.
 # blind-lowlight's operator carries a simulated gain and offset, which hrdis-blind never reads.
 OBSERVABLE_TASKS = ("denoise", "deblur-gauss", "deblur-motion", "deblur-nonlinear", "hdr", "blind-lowlight")
-
-
-def _custom_task(name, preset):
-    from .tasks import Task
-    return Task(name, "from the command line", lambda n, s: None, preset)
 
 
 def _format_params(params: dict) -> str:
@@ -316,10 +380,14 @@ def cmd_sample(args) -> None:
 
     if args.n <= 0:
         raise ValueError(f"--n must be positive, got {args.n}")
+    if args.steps <= 0:
+        raise ValueError(f"--steps must be positive, got {args.steps}")
+    images.check_output_path(args.out)
     prior = _load_prior(args)
     x = ddim_sample(prior, args.n, steps=args.steps, eta=args.eta, seed=args.seed, progress=True)
-    nrow = int(round(args.n**0.5))
-    images.write_image(images.make_grid([x], nrow=nrow), args.out)
+    ncol = int(math.ceil(args.n**0.5))
+    panels = [(x[i:i + 1], f"sample {i + 1}") for i in range(args.n)]
+    images.write_image(images.labelled_grid(panels, ncol=ncol), args.out)
     print(f"wrote {args.out} ({args.n} samples, {args.steps} DDIM steps, eta {args.eta}, seed {args.seed})")
 
 
@@ -382,6 +450,7 @@ def cmd_bench(args) -> int:
             return _render_only(args.out, methods, columns, title, world)
         if not args.images:
             raise ValueError("hrdis bench needs --images (a folder or .tar of clean images), or --render-only")
+        images.check_output_path(Path(args.out) / "rows.jsonl", "--out")
         prior = _load_prior(args)
         lpips_model, inception = _perceptual_models(args, prior_device(prior))
         bench_images = bench.load_bench_images(args.images, prior.image_size, args.n, args.first)
@@ -486,6 +555,7 @@ def cmd_ablate(args) -> int:
 def cmd_diversity(args) -> None:
     from .diversity import run_diversity
 
+    images.check_output_path(Path(args.out) / "diversity.json", "--out")
     prior = _load_prior(args)
     truth = images.read_image(args.input, size=prior.image_size, crop=args.resize)
     params = {**{k: v for k, v in (("steps", args.steps), ("beta", args.beta)) if v is not None}, **_method_params(args)}

@@ -1,7 +1,8 @@
 """Image files in and out: PNG/JPEG <-> tensors in [-1, 1], crops, folders and tars of images.
 
 Tensors are (B, 3, H, W) float32 in [-1, 1], the range the diffusion networks were trained on.
-Writes are atomic (temporary file, then rename), so an interrupted run never leaves a half file.
+Writes are atomic (temporary file, then rename), so an interrupted run never leaves a half file, and
+create files with the permissions the umask gives (0644 by default).
 """
 
 from __future__ import annotations
@@ -10,37 +11,55 @@ import io
 import os
 import tarfile
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def open_image(path: str | os.PathLike) -> Image.Image:
-    """Open an image file as RGB, with a one-line error for a missing or unreadable file."""
+    """Open an image file as RGB, with a one-line error for a missing or unreadable file. Transparent
+    pixels keep the colour stored under them (often black), with a warning."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image file not found: {path}")
     try:
         with Image.open(path) as im:
+            if _has_transparency(im):
+                warnings.warn(f"{path} has transparent pixels; they are read as the colour stored under them "
+                              f"(often black): flatten the image onto a background first", stacklevel=2)
             return im.convert("RGB")
     except (UnidentifiedImageError, OSError) as exc:
         raise ValueError(f"{path} is not a readable image ({exc.__class__.__name__}); give a PNG or JPEG") from None
 
 
+def _has_transparency(im: Image.Image) -> bool:
+    """Whether any pixel of ``im`` is less than fully opaque."""
+    if im.mode not in ("RGBA", "LA", "PA") and "transparency" not in im.info:
+        return False
+    alpha = im.convert("RGBA").getchannel("A")
+    return alpha.getextrema()[0] < 255
+
+
+def crop_box(width: int, height: int, below_centre: float = 0.04) -> tuple[int, int, int, int]:
+    """The square of the short side that ``face_crop`` takes: centred ``below_centre`` x height below the
+    image centre (keeps the whole face of an aligned CelebA crop)."""
+    side = min(width, height)
+    top = int(round((height - side) / 2 + below_centre * height))
+    top = max(0, min(height - side, top))
+    left = (width - side) // 2
+    return left, top, left + side, top + side
+
+
 def face_crop(im: Image.Image, size: int, below_centre: float = 0.04) -> Image.Image:
-    """Square crop of the short side, centred ``below_centre`` x height below the image centre,
-    resized to ``size`` (keeps the whole face of an aligned CelebA crop)."""
-    w, h = im.size
-    side = min(w, h)
-    top = int(round((h - side) / 2 + below_centre * h))
-    top = max(0, min(h - side, top))
-    left = (w - side) // 2
-    return im.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.LANCZOS)
+    """Square crop of the short side (``crop_box``), resized to ``size`` (Lanczos)."""
+    box = crop_box(*im.size, below_centre=below_centre)
+    return im.crop(box).resize((size, size), Image.Resampling.LANCZOS)
 
 
 def pil_to_tensor(im: Image.Image) -> torch.Tensor:
@@ -57,21 +76,42 @@ def tensor_to_pil(x: torch.Tensor) -> Image.Image:
     return Image.fromarray(arr)
 
 
-def read_image(path: str | os.PathLike, size: int | None = None, crop: bool = False) -> torch.Tensor:
+def read_image(path: str | os.PathLike, size: int | None = None, crop: bool = False,
+               expected: str = "") -> torch.Tensor:
     """Read an image as (1, 3, H, W) in [-1, 1].
 
     With ``size`` and ``crop``, a square face crop is taken and resized; with ``size`` alone the image
-    must already be ``size`` x ``size`` (a clear error otherwise).
+    must already be ``size`` x ``size`` (a clear error otherwise, naming ``expected``, e.g. "for x4 at
+    64 px").
     """
     im = open_image(path)
     if size is not None:
         if crop:
             im = face_crop(im, size)
         elif im.size != (size, size):
-            raise ValueError(
-                f"{path} is {im.size[0]}x{im.size[1]} px but the prior expects {size}x{size}; "
-                f"resize it or pass --crop to take a square crop")
+            raise ValueError(size_error(path, im.size, size, expected))
     return pil_to_tensor(im)
+
+
+def size_error(path, actual: tuple[int, int], size: int, expected: str = "") -> str:
+    """The one-line message for an image of the wrong size: what was given, what is expected, the flag."""
+    return (f"{path} is {actual[0]}x{actual[1]} px; give a {size}x{size} image{' ' + expected if expected else ''}, "
+            f"or pass --resize (crop=True in Python) to square-crop and resize it")
+
+
+def check_output_path(path: str | os.PathLike, flag: str = "--out") -> None:
+    """Fail now, in one line, if a file cannot be written at ``path`` later: it names a folder, or its
+    folder can neither be written nor created. A folder that does not exist yet is fine (it is created)."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{flag} {path} is a folder; give a file name, e.g. {path / 'restored.png'}")
+    existing = path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{flag} {path}: cannot create the folder {path.parent}, as {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{flag} {path}: the folder {existing} is not writable; choose another place")
 
 
 def write_image(x: torch.Tensor | Image.Image, path: str | os.PathLike) -> Path:
@@ -85,16 +125,25 @@ def write_image(x: torch.Tensor | Image.Image, path: str | os.PathLike) -> Path:
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, then rename it (creating the folder if need be).
+    The file gets the umask's permissions (0644 by default), not ``mkstemp``'s 0600."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only way to read it is to set it; put it back at once
+    os.umask(mask)
+    return mask
 
 
 def make_grid(images: list[torch.Tensor], nrow: int | None = None, pad: int = 2) -> torch.Tensor:
@@ -108,6 +157,37 @@ def make_grid(images: list[torch.Tensor], nrow: int | None = None, pad: int = 2)
         r, col = divmod(i, nrow)
         grid[:, pad + r * (h + pad): pad + r * (h + pad) + h, pad + col * (w + pad): pad + col * (w + pad) + w] = tile
     return grid[None]
+
+
+PANEL_MIN_SIZE = 256  # labelled grids show each panel at least this large, so a person can read it
+LABEL_FONT_SIZE = 16
+
+
+def labelled_grid(panels: list[tuple[torch.Tensor | None, str]], ncol: int | None = None,
+                  min_size: int = PANEL_MIN_SIZE, pad: int = 4) -> Image.Image:
+    """Tile (1, 3, H, W) images into one picture for a person: each panel enlarged by an integer factor
+    with nearest-neighbour (pixels stay pixels) to at least ``min_size`` px, under its label (lines
+    separated by newlines). A panel of None is left blank. Rows of ``ncol`` panels (default: one row)."""
+    if not panels:
+        raise ValueError("labelled_grid needs at least one panel")
+    shown = [None if x is None else tensor_to_pil(x) for x, _ in panels]
+    h, w = next((im.size[1], im.size[0]) for im in shown if im is not None)
+    factor = max(1, -(-min_size // min(h, w)))
+    tile_w, tile_h = w * factor, h * factor
+    font = ImageFont.load_default(size=LABEL_FONT_SIZE)
+    lines = max(label.count("\n") + 1 for _, label in panels)
+    label_h = lines * (LABEL_FONT_SIZE + 4) + 4
+    ncol = ncol or len(panels)
+    nrow = -(-len(panels) // ncol)
+    grid = Image.new("RGB", (ncol * (tile_w + pad) + pad, nrow * (tile_h + label_h + pad) + pad), "white")
+    draw = ImageDraw.Draw(grid)
+    for i, ((_, label), im) in enumerate(zip(panels, shown)):
+        r, c = divmod(i, ncol)
+        left, top = pad + c * (tile_w + pad), pad + r * (tile_h + label_h + pad)
+        draw.multiline_text((left + 2, top + 2), label, fill="black", font=font, spacing=4)
+        if im is not None:
+            grid.paste(im.resize((tile_w, tile_h), Image.Resampling.NEAREST), (left, top + label_h))
+    return grid
 
 
 def iter_image_source(source: str | os.PathLike) -> Iterator[tuple[str, Image.Image]]:

@@ -20,6 +20,8 @@ import torch
 from PIL import Image, ImageDraw, UnidentifiedImageError
 from torch import Tensor
 
+from .images import crop_box
+
 __all__ = ["FREEFORM_PRESETS", "box_mask", "freeform_mask", "hole_ratio", "load_mask", "random_pixel_mask"]
 
 # Hole-ratio ranges of the free-form inpainting tasks (as Palette bins its masks).
@@ -145,19 +147,33 @@ def freeform_mask(size: int | tuple[int, int], hole_ratio: tuple[float, float] |
                      f"{max_strokes} strokes; widen hole_ratio or use a larger image")
 
 
-def load_mask(path: str | os.PathLike, size: int | tuple[int, int]) -> Tensor:
-    """Read a mask image (white = observed, black = hole, threshold at half intensity) as (1, 1, H, W)."""
+def load_mask(path: str | os.PathLike, size: int | tuple[int, int],
+              resize_from: tuple[int, int] | None = None) -> Tensor:
+    """Read a mask image (white = observed, black = hole, threshold at half intensity) as (1, 1, H, W).
+
+    ``resize_from``: the (width, height) of the image that was square-cropped and resized to ``size``
+    (``images.face_crop``); a mask of that size is then cropped and resized alike, and a pixel stays
+    observed only if every pixel it covers was (a box filter, then a full-white test), so no hole content
+    counts as observed. A mask already at ``size`` is taken as it is.
+    """
     h, w = _hw(size)
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"mask file not found: {path}")
     try:
         with Image.open(path) as im:
-            gray = np.asarray(im.convert("L"), dtype=np.float32) / 255
+            gray = im.convert("L")
     except (UnidentifiedImageError, OSError) as exc:
         raise ValueError(f"{path} is not a readable image ({exc.__class__.__name__}); "
                          f"give a black-and-white PNG") from None
-    if gray.shape != (h, w):
-        raise ValueError(f"the mask {path} is {gray.shape[1]}x{gray.shape[0]} px but the image is {w}x{h}; "
-                         f"draw the mask at the image's size")
-    return torch.from_numpy((gray >= 0.5).astype(np.float32))[None, None]
+    if resize_from is not None and gray.size != (w, h):
+        if gray.size != tuple(resize_from):
+            raise ValueError(f"the mask {path} is {gray.size[0]}x{gray.size[1]} px but the image is "
+                             f"{resize_from[0]}x{resize_from[1]}; draw the mask at the image's size")
+        binary = gray.point(lambda v: 255 if v >= 128 else 0)
+        resized = binary.crop(crop_box(*gray.size)).resize((w, h), Image.Resampling.BOX)
+        return torch.from_numpy(np.asarray(resized) == 255).float()[None, None]
+    if gray.size != (w, h):
+        raise ValueError(f"the mask {path} is {gray.size[0]}x{gray.size[1]} px but the image is {w}x{h}; "
+                         f"draw the mask at the image's size, or pass --resize to crop and resize both")
+    return torch.from_numpy((np.asarray(gray, dtype=np.float32) / 255 >= 0.5).astype(np.float32))[None, None]

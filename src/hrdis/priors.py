@@ -105,14 +105,15 @@ class GaussianPrior(Prior):
 
 
 def denoising_error(prior: Prior, x: torch.Tensor, *, fractions: tuple[float, ...], draws: int,
-                    seed: int = 0) -> torch.Tensor:
+                    seed: int = 0, weight: torch.Tensor | None = None) -> torch.Tensor:
     """Per image, the prior's denoising loss: the mean of ||eps_theta(alpha_t x + sigma_t eps, t) - eps||^2
     over timesteps t = fraction * (T - 1) and ``draws`` noise draws each.
 
     These are the terms of the diffusion model's ELBO (Ho et al. 2020), so a lower value means x is more
     plausible under the prior; it tells a face from its photographic negative or its upside-down copy.
     The draws depend only on ``seed``, so images scored with one seed share their noise and their
-    scores differ only through the images.
+    scores differ only through the images. ``weight`` (broadcastable to x, e.g. an inpainting mask) averages
+    the error over the pixels it weights instead of all of them.
     """
     generator = torch.Generator(device="cpu").manual_seed(seed)
     last = prior.schedule.num_timesteps - 1
@@ -123,7 +124,12 @@ def denoising_error(prior: Prior, x: torch.Tensor, *, fractions: tuple[float, ..
             for _ in range(draws):
                 eps = torch.randn(x.shape, generator=generator).to(x.device)
                 x_t = prior.schedule.alpha(t) * x + prior.schedule.sigma(t) * eps
-                total += (prior.eps(x_t, t) - eps).flatten(1).pow(2).mean(1).double().cpu()
+                err = (prior.eps(x_t, t) - eps).pow(2)
+                if weight is None:
+                    total += err.flatten(1).mean(1).double().cpu()
+                else:
+                    w = weight.expand_as(err)
+                    total += ((err * w).flatten(1).sum(1) / w.flatten(1).sum(1).clamp_min(1e-8)).double().cpu()
     return total / (len(fractions) * draws)
 
 
@@ -215,12 +221,13 @@ def check_state_dict(unet: nn.Module, state: dict, source: str) -> None:
         problems.append(f"{len(wrong)} shape mismatches (e.g. {'; '.join(wrong[:3])})")
     if problems:
         raise ValueError(f"checkpoint {source} does not match the configuration: {'; '.join(problems)}. "
-                         f"Check the config (or preset) given for this checkpoint")
+                         f"Check its configuration (--prior-config on the command line, config= in Python)")
 
 
 def _read_config(config) -> dict:
     if config is None:
-        raise ValueError("a guided-diffusion checkpoint needs its configuration: pass config= a dict or a JSON file")
+        raise ValueError("a guided-diffusion checkpoint needs its configuration: pass --prior-config (config= in "
+                         "Python), a JSON file of its options or a preset name")
     if isinstance(config, ADMConfig):
         return config.to_dict()
     if isinstance(config, dict):
@@ -314,8 +321,9 @@ def adm_config_for(shapes: dict, config=None, path: str | os.PathLike | None = N
         inferred, notes = infer_adm_config(shapes)
     except (ValueError, KeyError, IndexError) as exc:
         if given is None:
-            raise ValueError(f"a guided-diffusion checkpoint needs its configuration (pass config= a dict, a JSON "
-                             f"file or a preset: {', '.join(ADM_PRESETS)}); it could not be inferred: {exc}") from None
+            raise ValueError(f"a guided-diffusion checkpoint needs its configuration (pass --prior-config, config= in "
+                             f"Python: a JSON file of its options or a preset: {', '.join(ADM_PRESETS)}); it could "
+                             f"not be inferred: {exc}") from None
         return ADMConfig.from_dict(given), []
     given = dict(given or {})
     if preset:
@@ -324,7 +332,8 @@ def adm_config_for(shapes: dict, config=None, path: str | os.PathLike | None = N
         notes = []
     if "image_size" not in given:
         notes.append(f"image_size cannot be inferred from a checkpoint: assumed {DEFAULT_IMAGE_SIZE}; "
-                     f"pass config={{'image_size': N}} if the model was trained at another size")
+                     f"if the model was trained at another size, pass --prior-config a JSON file holding "
+                     f"{{\"image_size\": N}} (config={{'image_size': N}} in Python)")
     size = int(given.get("image_size", DEFAULT_IMAGE_SIZE))
     attention_ds = inferred.pop("attention_ds")
     inferred["attention_resolutions"] = [size // d for d in attention_ds]

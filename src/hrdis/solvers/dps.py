@@ -12,6 +12,9 @@ not squared, as in the DPS authors' code: the paper's zeta_i = zeta' / ||y - A(x
 norm (``misfit="squared_norm"``) is the same direction with twice the step. Only the forward A(x) is
 used, so nonlinear operators work as they are.
 
+zeta is tuned for 1000 steps: the measurement pulls on x once per step, so at far fewer steps (50) DPS
+returns a face unrelated to y; ``hrdis solve`` warns when ``--steps`` is below a quarter of that.
+
 Fewer than T steps use a strided grid with the respaced betas 1 - alpha_bar_t / alpha_bar_s
 (guided-diffusion's respacing); the DDPM posterior step is then exactly DDIM with eta = 1
 (Song et al., 2021), which ``sampling.ddim_step`` implements, clipping x0_hat as the authors' code.
