@@ -67,10 +67,7 @@ class Prior(nn.Module):
     def x0(self, x_t: torch.Tensor, t) -> torch.Tensor:
         """Tweedie's one-step estimate (x_t - sigma_t eps_theta) / alpha_t."""
         t = self._t(t, x_t)
-        shape = (-1,) + (1,) * (x_t.ndim - 1)
-        a = self.schedule.alpha(t.cpu()).to(x_t.device).view(shape)
-        s = self.schedule.sigma(t.cpu()).to(x_t.device).view(shape)
-        return (x_t - s * self.eps(x_t, t)) / a
+        return self.schedule.x0(x_t, self.eps(x_t, t), t)
 
     @staticmethod
     def _t(t, x: torch.Tensor) -> torch.Tensor:

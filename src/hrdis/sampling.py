@@ -25,7 +25,7 @@ def ddim_step(prior: Prior, x: torch.Tensor, t: int, t_next: int | None, eta: fl
     a, s = sched.alpha(t), sched.sigma(t)
     if eps is None:
         eps = prior.eps(x, t)
-    x0 = (x - s * eps) / a
+    x0 = sched.x0(x, eps, t)
     if clip_x0:
         x0 = x0.clamp(-1, 1)
         eps = (x - a * x0) / s  # keep eps consistent with the clipped x0

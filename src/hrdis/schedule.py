@@ -34,6 +34,15 @@ class VPSchedule:
         """sigma_t = sqrt(1 - alpha_bar_t): the noise scale at timestep t (float32)."""
         return (1.0 - self.alpha_bar[torch.as_tensor(t)]).sqrt().float()
 
+    def x0(self, x_t: torch.Tensor, eps: torch.Tensor, t) -> torch.Tensor:
+        """Tweedie's estimate of the clean image from x_t and a noise prediction: (x_t - sigma_t eps) / alpha_t.
+        ``t``: an integer, or one per image ((B,) tensor)."""
+        t = torch.as_tensor(t)
+        shape = (-1,) + (1,) * (x_t.ndim - 1) if t.ndim else ()
+        a = self.alpha(t.cpu()).to(x_t.device).view(shape)
+        s = self.sigma(t.cpu()).to(x_t.device).view(shape)
+        return (x_t - s * eps) / a
+
     def in_precision(self, precision: Literal["float64", "float32"]) -> "VPSchedule":
         """This schedule with alpha_bar accumulated in ``precision``: "float32" is how the RED-diff / HRDIS
         reference code computes it (``Float32VPSchedule``); the prior itself always converts its

@@ -72,3 +72,9 @@ def psnr_tensor(x: torch.Tensor, reference: torch.Tensor) -> float:
     A cheap torch version for per-step histories; reported figures use ``hrdis.metrics``."""
     mse = ((x.clamp(-1, 1) - reference) / 2).pow(2).flatten(1).mean(1).clamp_min(1e-12)
     return float((10 * torch.log10(1.0 / mse)).mean())
+
+
+def squared_misfit(y: torch.Tensor, forward, x: torch.Tensor) -> torch.Tensor:
+    """(B,) mean((y - A(x))^2) per image: the data term of the optimisation solvers (HRDIS and its family
+    take half of it, summed over the batch, so an image's gradient does not depend on the batch size)."""
+    return (y - forward(x)).pow(2).flatten(1).mean(1)

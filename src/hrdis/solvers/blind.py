@@ -42,7 +42,7 @@ from ..nonlinear import BlindGainOffset
 from ..operators import Identity, Operator
 from ..priors import Prior
 from ..randomness import Randomness, noise_source
-from .base import SolveResult, check_inputs, check_positive, check_positive_int, check_unit_interval
+from .base import SolveResult, check_inputs, check_positive, check_positive_int, check_unit_interval, squared_misfit
 from .hrdis import PAPER_BETA, RegularisedConfig, draw_hybrid_noise, hrdis_step
 from .steplog import StepCallback, StepLog
 
@@ -142,7 +142,7 @@ def hrdis_blind(
         return BlindGainOffset.apply(x, log_f.exp(), smooth_offset(grid, size))
 
     def data_loss(x, log_f, grid):
-        return 0.5 * (y - degrade(x, log_f, grid)).pow(2).flatten(1).mean(1).sum()
+        return 0.5 * squared_misfit(y, lambda image: degrade(image, log_f, grid), x).sum()
 
     stretched = BlindGainOffset.apply(y, 1 / gain0, -offset0 / gain0)  # A_{f_0,M_0}^-1(y)
     x_init = (stretched.clamp(-1, 1) if init is None else init).detach().float()

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ..operators import AveragePoolSR, BicubicSR, Operator
-from .base import SolveResult, check_inputs, check_positive, check_positive_int
+from .base import SolveResult, check_inputs, check_positive, check_positive_int, squared_misfit
 from .config import SolverConfig
 from .steplog import StepCallback, StepLog
 
@@ -53,7 +53,7 @@ def tv(y: torch.Tensor, operator: Operator, prior=None, config: TVConfig | None 
     x = x_init.clone().requires_grad_(True)
     opt = torch.optim.Adam([x], lr=c.lr)
     for n, _ in log.steps(range(c.steps)):
-        data = 0.5 * (y - operator(x)).pow(2).flatten(1).mean(1).sum()
+        data = 0.5 * squared_misfit(y, operator, x).sum()
         loss = data + c.tv_weight * total_variation(x)
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -349,7 +349,7 @@ def ddrm(
     with torch.no_grad():
         for i, t in log.steps(timesteps):
             eps = prior.eps(x, t)
-            x0 = (x - sched.sigma(t) * eps) / sched.alpha(t)
+            x0 = sched.x0(x, eps, t)
             if c.strict_cases:
                 x_bar = reference_ddrm_step(svd, x0, eps, uty, levels[i + 1], c.eta, c.eta_b, c.sigma_y, source)
             else:

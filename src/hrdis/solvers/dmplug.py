@@ -38,7 +38,7 @@ from ..operators import Operator
 from ..priors import Prior
 from ..sampling import ddim_step
 from ..randomness import Randomness, noise_source, randn
-from .base import SolveResult, check_inputs, check_positive, check_positive_int
+from .base import SolveResult, check_inputs, check_positive, check_positive_int, squared_misfit
 from .config import SolverConfig
 from .steplog import StepCallback, StepLog
 from ._common import check_grid, image_shape, next_timestep, psnr_per_image
@@ -182,7 +182,7 @@ def dmplug(
     x_init, oracle, oracle_psnr, oracle_step = None, None, None, None
     for k, _ in log.steps(range(c.steps)):
         x = reverse_process(prior, z, timesteps)
-        misfit = (y - operator(x)).pow(2).flatten(1).mean(1)  # per image, summed: images do not interact
+        misfit = squared_misfit(y, operator, x)  # per image, summed: images do not interact
         optimizer.zero_grad(set_to_none=True)
         misfit.sum().backward()
         optimizer.step()

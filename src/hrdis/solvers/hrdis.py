@@ -40,7 +40,7 @@ import torch
 from ..operators import Operator
 from ..priors import Prior
 from ..randomness import Randomness, noise_source, randn
-from .base import SolveResult, check_inputs, check_positive, check_positive_int, check_unit_interval
+from .base import SolveResult, check_inputs, check_positive, check_positive_int, check_unit_interval, squared_misfit
 from .config import SolverConfig, check_choice
 from .steplog import StepCallback, StepLog
 
@@ -195,7 +195,7 @@ def data_loss_fn(y: torch.Tensor, operator: Operator, reduction: str = "per_imag
     depend on the batch size), or ``reduction="batch_mean"``, one mean over the whole batch."""
     if reduction == "batch_mean":
         return lambda x: (y - operator(x)).pow(2).mean() / 2
-    return lambda x: 0.5 * (y - operator(x)).pow(2).flatten(1).mean(1).sum()
+    return lambda x: 0.5 * squared_misfit(y, operator, x).sum()
 
 
 def regulariser(eps_pred: torch.Tensor, eps_h: torch.Tensor, x: torch.Tensor, reduction: str) -> torch.Tensor:

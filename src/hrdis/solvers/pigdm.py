@@ -84,9 +84,9 @@ def pseudoinverse_guidance(prior: Prior, x: torch.Tensor, t: int, correction: Co
     """(eps_theta, x0_hat, g) at x_t = x, with g = r_t^-2 (correction(x0_hat)^T d x0_hat/d x_t)^T."""
     schedule = schedule or prior.schedule
     x = x.detach().requires_grad_(True)
-    alpha, sigma = schedule.alpha(t), schedule.sigma(t)
+    sigma = schedule.sigma(t)
     eps = prior.eps(x, t)
-    x0 = (x - sigma * eps) / alpha
+    x0 = schedule.x0(x, eps, t)
     r2 = sigma**2  # r_t^2 = sigma_t^2
     with torch.no_grad():  # the residual is a constant of the vector-Jacobian product
         residual = correction(x0, r2)
@@ -188,7 +188,7 @@ def additive_guidance_step(prior: Prior, x: torch.Tensor, t: int, t_next: int | 
     """The RED-diff code's PiGDM step (module docstring): returns (x_s, x0_hat, the x0 the step used)."""
     x = x.detach().requires_grad_(True)
     eps = prior.eps(x, t)
-    x0 = (x - eps * schedule.sigma(t)) / schedule.alpha(t)
+    x0 = schedule.x0(x, eps, t)
     with torch.no_grad():
         residual = correction(x0, None)
     (g,) = torch.autograd.grad(x0, x, grad_outputs=residual)
