@@ -8,7 +8,7 @@
 """
 
 from . import masks, metrics, noise, operators, tasks
-from .api import resolve_params, solve
+from .api import resolve_config, resolve_params, solve
 from .priors import GaussianPrior, Prior, UNetPrior, load_prior
 from .schedule import VPSchedule
 from .solvers import METHODS, SolveResult
@@ -17,4 +17,4 @@ from .tasks import TASKS
 __version__ = "0.1.0"
 
 __all__ = ["GaussianPrior", "METHODS", "Prior", "SolveResult", "TASKS", "UNetPrior", "VPSchedule", "load_prior",
-           "masks", "metrics", "noise", "operators", "resolve_params", "solve", "tasks"]
+           "masks", "metrics", "noise", "operators", "resolve_config", "resolve_params", "solve", "tasks"]
