@@ -37,6 +37,8 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFilter
 from torch import Tensor
 
+from .svd import SVD, average_matrix, block_svd, circulant_svd, diagonal_svd, separable_svd
+
 __all__ = ["AveragePoolSR", "BicubicSR", "BlockCS", "Blur", "Identity", "Inpainting", "Operator",
            "bicubic_upsample", "gaussian_kernel", "is_linear", "motion_kernel"]
 
@@ -94,6 +96,15 @@ class Operator:
         prior choose among them."""
         return [x]
 
+    def svd(self, size: tuple[int, int]) -> SVD:
+        """A = U diag(s) V^T on H x W images (``hrdis.svd``), for the spectral samplers (DDRM, PiGDM under
+        noise). Linear operators with a known decomposition override this; ``has_svd`` says whether one does."""
+        raise ValueError(f"{self.name} has no SVD here")
+
+    @property
+    def has_svd(self) -> bool:
+        return type(self).svd is not Operator.svd
+
     def to(self, device) -> "Operator":
         """Move the operator's tensors to ``device`` (avoids a copy per call); returns self."""
         for key, value in vars(self).items():
@@ -123,6 +134,9 @@ class Identity(Operator):
 
     def pinv(self, y: Tensor) -> Tensor:
         return y
+
+    def svd(self, size: tuple[int, int]) -> SVD:
+        return diagonal_svd(torch.ones(1, 1, *size))
 
 
 class Inpainting(Operator):
@@ -166,6 +180,9 @@ class Inpainting(Operator):
     def measurement_image(self, y: Tensor) -> Tensor:
         return (self._mask_for(y) * y).clamp(-1, 1)  # holes show as mid-grey
 
+    def svd(self, size: tuple[int, int]) -> SVD:
+        return diagonal_svd(self.mask)  # V = U = I, s = the 0/1 mask (one per image if the masks differ)
+
 
 class AveragePoolSR(Operator):
     """y = mean over each scale x scale block: super-resolution with a box downsampler.
@@ -199,6 +216,10 @@ class AveragePoolSR(Operator):
 
     def measurement_image(self, y: Tensor) -> Tensor:
         return y.clamp(-1, 1)  # the low-resolution image itself
+
+    def svd(self, size: tuple[int, int]) -> SVD:
+        """Separable: A = D_h (x) D_w, so the SVD is the Kronecker product of the 1-D averaging matrices'."""
+        return separable_svd(average_matrix(size[0], self.scale), average_matrix(size[1], self.scale))
 
 
 def bicubic_matrix(n: int, scale: int) -> Tensor:
@@ -261,6 +282,11 @@ class BicubicSR(Operator):
 
     def measurement_image(self, y: Tensor) -> Tensor:
         return y.clamp(-1, 1)
+
+    def svd(self, size: tuple[int, int]) -> SVD:
+        if tuple(size) != self.image_size:
+            raise ValueError(f"BicubicSR was built for {self.image_size} images, not {tuple(size)}")
+        return separable_svd(self.matrix_h.double(), self.matrix_w.double())
 
 
 def bicubic_upsample(y: Tensor, scale: int) -> Tensor:
@@ -328,6 +354,10 @@ class BlockCS(Operator):
 
     def pinv(self, y: Tensor) -> Tensor:
         return self.adjoint(y)
+
+    def svd(self, size: tuple[int, int]) -> SVD:
+        """Per block: U = I, s = 1 on the m measured coordinates, V^T = [phi; a basis of its null space]."""
+        return block_svd(self.phi.double(), self.block, size)
 
 
 def gaussian_kernel(size: int, sigma: float) -> Tensor:
@@ -468,6 +498,11 @@ class Blur(Operator):
             keep = magnitude > self.pinv_tol * magnitude.max()
             return torch.where(keep, 1 / torch.where(keep, k, torch.ones_like(k)), torch.zeros_like(k))
         return self._apply(y, truncated_inverse)
+
+    def svd(self, size: tuple[int, int]) -> SVD:
+        """The Hartley basis of a circular convolution (``hrdis.svd.circulant_svd``); frequencies with
+        |K| <= pinv_tol max|K| count as unobserved, as in ``pinv``."""
+        return circulant_svd(self, size)
 
     def to(self, device) -> "Blur":
         self.kernel = self.kernel.to(device)
