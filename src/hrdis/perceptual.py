@@ -540,22 +540,26 @@ def frechet_feature_distance(features_a, features_b) -> float:
 
 
 def kernel_feature_distance(features_a, features_b) -> float:
-    """Unbiased estimate of the squared MMD between two sets of feature vectors, (m, D) and (n, D), with KID's
-    kernel k(x, y) = (x.y / D + 1)^3 (Bińkowski et al. 2018), on all the vectors at once (KID implementations
-    average it over random subsets of a large set; with 100 images there is one subset: the set).
+    """Unbiased estimate of the squared MMD between the distributions of two sets of feature vectors, (m, D) and
+    (n, D), with KID's kernel k(x, y) = (x.y / D + 1)^3 (Bińkowski et al. 2018), on all the vectors at once (KID
+    implementations average over random subsets of a large set; with 100 images there is one subset: the set).
 
-    Unbiased: its expectation over two samples of one distribution is 0, whatever m and n, so it may be negative.
-    A set against itself is not an independent sample and does not score exactly 0 (the kernel's diagonal is
-    left out of the within-set terms only): 2 / n (mean off-diagonal minus mean diagonal kernel value)."""
+    Unbiased: 0 in expectation for two samples of one distribution, so it can be slightly negative. With m != n it
+    is KID's estimator: within-set means over i != j, minus twice the mean over all cross pairs. With m == n the
+    i-th vectors of the two sets are taken as a pair and the cross mean also leaves out k(a_i, b_i) (Gretton et al.
+    2012, MMD^2_u): unbiased for independent sets too, and also for paired ones such as restorations and their
+    truths, where KID's form is biased low (each restoration resembles its own truth); a set against itself
+    scores exactly 0."""
     a, b = np.asarray(features_a, np.float64), np.asarray(features_b, np.float64)
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or min(len(a), len(b)) < 2:
         raise ValueError(f"the kernel distance needs two (N, D) feature arrays of the same D with N >= 2; got "
                          f"{a.shape} and {b.shape}")
     d = a.shape[1]
 
-    def within(k: np.ndarray) -> float:  # mean over i != j
+    def off_diagonal_mean(k: np.ndarray) -> float:
         n = len(k)
         return (k.sum() - np.trace(k)) / (n * (n - 1))
 
     k_aa, k_bb, k_ab = ((x @ y.T / d + 1) ** 3 for x, y in ((a, a), (b, b), (a, b)))
-    return float(within(k_aa) + within(k_bb) - 2 * k_ab.mean())
+    across = off_diagonal_mean(k_ab) if len(a) == len(b) else k_ab.mean()
+    return float(off_diagonal_mean(k_aa) + off_diagonal_mean(k_bb) - 2 * across)
