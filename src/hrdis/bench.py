@@ -76,8 +76,9 @@ METRIC_NOTES = {
                       "features (1280-d) of a cell's restorations and of their truths, one value per cell; FID's "
                       "formula on another network (not an FID value), biased upward for few images: compare "
                       "within a column, at equal image counts.",
-    "effnet_kid": "effnet_kid: unbiased kernel distance (KID's estimator, cubic kernel) between the same features; "
-                  "0 in expectation for equal distributions, so it can be slightly negative; lower is better.",
+    "effnet_kid": "effnet_kid: unbiased squared MMD (KID's cubic kernel) between the same features, each "
+                  "restoration paired with its truth (hrdis.perceptual.kernel_feature_distance); 0 in expectation "
+                  "for equal distributions, so it can be slightly negative; lower is better. Not a KID value.",
     "fid": "fid: Frechet Inception Distance (pytorch-fid's Inception-v3, 2048-d pool features) between a cell's "
            "restorations and their clean truths, one value per cell (not a mean). It is biased upward for few "
            "images: compare methods within a column, at equal image counts.",
