@@ -3,7 +3,9 @@
 Each (task, value, image) is a bench cell whose key carries ``PARAM=VALUE`` (``bench.Column.tag``), so
 rows go to ``OUT/rows.jsonl`` one per finished cell and a re-run only does the missing ones. Tables
 (``ablation_{metric}.md/.csv``: values as rows, tasks as columns) and one plot per task
-(``ablation_{task}.png``: metric vs value) are rebuilt from the rows at the end of every run.
+(``ablation_{task}.png``: metric vs value) are rebuilt from the rows at the end of every run. With the
+``perceptual`` extra installed they include the deep-feature distance and, per (value, task), the Fréchet and
+kernel distances of the restorations to their truths (``bench.SET_METRICS``).
 
 Parameters:
 
@@ -29,7 +31,7 @@ from .noise import parse_noise
 from .priors import Prior
 
 PARAMS = ("beta", "steps", "t_spacing", "obs_weight", "reg_weight", "lr")
-PLOT_METRICS = ("psnr", "ssim", "hf_ratio")
+PLOT_METRICS = ("psnr", "ssim", "hf_ratio")  # and the perceptual ones when the rows have them
 
 
 def t_spacing_params(epsilon: float, steps: int, num_timesteps: int = 1000) -> dict:
@@ -68,8 +70,10 @@ def value_params(param: str, value, task: str, method: str, noise: str, base: di
 
 def run_ablation(prior: Prior, param: str, values: list, tasks: list[str], bench_images: list[bench.BenchImage],
                  out: str | Path, method: str = "hrdis", noise: str = "none", seed: int = 0,
-                 params: dict | None = None, figures: int = 0, rank: int = 0, world: int = 1) -> list[dict]:
-    """Run the missing (task, value, image) cells and return the rows of this sweep."""
+                 params: dict | None = None, figures: int = 0, rank: int = 0, world: int = 1,
+                 deep_features=None) -> list[dict]:
+    """Run the missing (task, value, image) cells and return the rows of this sweep (``deep_features``: as
+    ``bench.run_cells``; by default the installed ``perceptual`` extra's)."""
     if param not in PARAMS:
         raise ValueError(f"unknown ablation parameter {param!r}; choose one of {', '.join(PARAMS)}")
     base = dict(params or {})
@@ -85,7 +89,8 @@ def run_ablation(prior: Prior, param: str, values: list, tasks: list[str], bench
     for v in values:  # one run_cells per value so each row records its value
         mine = [c for c in cols if c.tag == f"{param}={v}"]
         rows = bench.run_cells(prior, mine, [method], bench_images, out, seed=seed, figures=figures, params=base,
-                               rank=rank, world=world, extra={"param": param, "value": v})
+                               rank=rank, world=world, extra={"param": param, "value": v},
+                               deep_features=deep_features)
     tags = {c.tag for c in cols}
     return [r for r in rows if r.get("tag") in tags and r["method"] == method]
 
@@ -101,21 +106,34 @@ def write_ablation(rows: list[dict], out: str | Path, param: str, values: list, 
     out = Path(out)
     labels = [c.label for c in bench.parse_columns(tasks, noise)] if tasks else []
     written = []
-    for metric in bench.METRICS:
-        table = bench.summarise(rows, metric, values, labels, row_of=_value_of)
+    for metric, table in metric_tables(rows, out, values, labels).items():
         notes = [bench.METRIC_NOTES[metric]] if metric in bench.METRIC_NOTES else []
         if param == "t_spacing":
             notes.append("t_spacing: epsilon, the gap between consecutive timesteps as a fraction of T; "
                          "grid ends at t = 0 (see hrdis.ablate).")
         notes += bench.failure_notes(rows, values, labels, row_of=_value_of)
         md, csv_text = bench._render(table, metric, values, labels, f"{param} \\ {metric}", notes,
-                                     f"Ablation of {param} ({rows[0]['method'] if rows else ''})", param)
+                                     f"Ablation of {param} ({rows[0]['method'] if rows else ''})", param,
+                                     **({"count_text": "Over {} images per cell."}
+                                        if metric in bench.SET_METRICS else {}))
         images.atomic_write_bytes(out / f"ablation_{metric}.md", md.encode())
         images.atomic_write_bytes(out / f"ablation_{metric}.csv", csv_text.encode())
         written.append(out / f"ablation_{metric}.md")
     if plots:
         written += plot_ablation(rows, out, param, values, labels)
     return written
+
+
+def metric_tables(rows: list[dict], out: str | Path, values: list, labels: list[str]) -> dict:
+    """{metric: {(value, task label): (value of the metric, n)}}: the bench's metrics (means over images), the
+    optional ones some row has, and the set metrics when the rows' features were saved in ``out``."""
+    tables = {metric: bench.summarise(rows, metric, values, labels, row_of=_value_of)
+              for metric in (*bench.METRICS, *bench.OPTIONAL_METRICS)
+              if metric in bench.METRICS or any(r.get(metric) is not None for r in rows)}
+    if (Path(out) / "effnet_features").is_dir():
+        tables.update({metric: bench.set_metric_table(rows, out, metric, values, labels, row_of=_value_of)
+                       for metric in bench.SET_METRICS})
+    return tables
 
 
 def _pyplot():
@@ -130,14 +148,17 @@ def _pyplot():
 
 
 def plot_ablation(rows: list[dict], out: str | Path, param: str, values: list, labels: list[str]) -> list[Path]:
-    """One PNG per task: PSNR, SSIM and hf_ratio (mean over images) against the parameter's value."""
+    """One PNG per task: PSNR, SSIM and hf_ratio (mean over images) against the parameter's value, and the
+    perceptual metrics (``effnet_distance``, ``effnet_frechet``, ``effnet_kid``, ``lpips``) the rows have."""
     plt = _pyplot()
     out = Path(out)
+    tables = metric_tables(rows, out, values, labels)
+    plotted = [*PLOT_METRICS, *(m for m in ("effnet_distance", *bench.SET_METRICS, "lpips") if tables.get(m))]
     written = []
     for label in labels:
-        fig, axes = plt.subplots(1, len(PLOT_METRICS), figsize=(4 * len(PLOT_METRICS), 3.2))
-        for ax, metric in zip(axes, PLOT_METRICS):
-            table = bench.summarise(rows, metric, values, [label], row_of=_value_of)
+        fig, axes = plt.subplots(1, len(plotted), figsize=(4 * len(plotted), 3.2), squeeze=False)
+        for ax, metric in zip(axes[0], plotted):
+            table = tables[metric]
             xs = [v for v in values if (v, label) in table]
             ax.plot(xs, [table[(v, label)][0] for v in xs], "o-")
             ax.set_xlabel(param)

