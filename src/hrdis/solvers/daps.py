@@ -35,6 +35,8 @@ Differences from the official code (zhangbingliang2019/DAPS, ``sampler.py``, ``c
   N(y; A(x), tau^2 I) as in the paper, and the default tau = 0.01 / sqrt(2) gives the same gradient;
 - its DAPS-1K command runs 200 annealing levels x 5 ODE steps; the presets here follow the paper's
   250 x 4 and 400 x 10;
+- lr_k decays over k / N_A (k = 0..N_A - 1); the official code's ratio is k / (N_A + 1), so its last level's
+  lr is slightly larger;
 - the sigma-to-timestep snapping above (the official code calls an EDM-preconditioned network at any sigma);
 - the official code returns zeros when the Langevin steps diverge; here that is an error that says to lower lr.
 """
