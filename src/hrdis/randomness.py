@@ -8,8 +8,9 @@
   make (one whose weight is zero) only leaves its recording unused.
 
 Roles used by the solvers: ``initial`` (x_T or another random start), ``fresh`` (HRDIS's fresh noise),
-``x0_perturbation`` (HRDIS's sigma_x0 noise), ``step`` (a sampler's per-step noise), and DDRM's per-case
-``less_noisy`` and ``noisier`` draws in its official form.
+``x0_perturbation`` (HRDIS's sigma_x0 noise), ``step`` (a sampler's per-step noise; DAPS's re-noising,
+DiffPIR's fresh-noise share), ``langevin`` (DAPS's Langevin noise, one draw per Langevin step), ``travel``
+(DDNM+'s time-travel re-noising), and DDRM's per-case ``less_noisy`` and ``noisier`` draws in its official form.
 """
 
 from __future__ import annotations

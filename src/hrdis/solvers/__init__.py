@@ -16,7 +16,10 @@ from .base import SolveResult
 from .blind import BlindConfig, hrdis_blind
 from .classical import BicubicConfig, TVConfig, bicubic, tv
 from .config import VARIANTS, SolverConfig
+from .daps import DAPS4KConfig, DAPSConfig, DAPSLightConfig, daps, daps_task_params
 from .ddim import DDIMConfig, ddim
+from .ddnm import DDNMConfig, DDNMPlusConfig, ddnm
+from .diffpir import DiffPIRConfig, diffpir, diffpir_task_params
 from ._common import sigma_y_task_params
 from .ddrm import SVD_OPERATORS_TEXT, DDRMConfig, ddrm, has_svd
 from .dmplug import DMPlugConfig, dmplug
@@ -46,6 +49,14 @@ def _dps_task_params(task: "Task", noise: "Noise", image_size: int | None) -> di
 
 def _sigma_y_task_params(task: "Task", noise: "Noise", image_size: int | None) -> dict:
     return sigma_y_task_params(task, noise)
+
+
+def _daps_task_params(task: "Task", noise: "Noise", image_size: int | None) -> dict:
+    return daps_task_params(task, noise)
+
+
+def _diffpir_task_params(task: "Task", noise: "Noise", image_size: int | None) -> dict:
+    return diffpir_task_params(task, noise)
 
 
 # What each method needs of the operator; `requires` is the phrase used in the error message.
@@ -126,6 +137,26 @@ METHODS: dict[str, Method] = {
     "ddrm": Method("ddrm", ddrm, DDRMConfig, "DDRM (Kawar et al., NeurIPS 2022): DDIM in the SVD space of A (eta 0.85, "
                    f"eta_b 1), {SVD_OPERATORS_TEXT}; 100 NFE, no backprop", _sigma_y_task_params,
                    applies_to=has_svd, requires=f"an operator with an SVD ({SVD_OPERATORS_TEXT})"),
+    "daps": Method("daps", daps, DAPSConfig, "DAPS-1K (Zhang et al., CVPR 2025): decoupled annealing, per level a "
+                   "probability-flow ODE estimate of x0 then Langevin steps on the data term (no network calls) and "
+                   "fresh noise; 250 levels x 4 ODE steps = 1000 NFE, no backprop; linear or nonlinear A",
+                   _daps_task_params),
+    "daps-4k": Method("daps-4k", daps, DAPS4KConfig, "DAPS-4K: DAPS with 400 levels x 10 ODE steps = 4000 NFE, no "
+                      "backprop; linear or nonlinear A", _daps_task_params),
+    "daps-light": Method("daps-light", daps, DAPSLightConfig, "DAPS on a CPU budget: 50 levels x 2 ODE steps = "
+                         "100 NFE, no backprop; linear or nonlinear A", _daps_task_params),
+    "diffpir": Method("diffpir", diffpir, DiffPIRConfig, "DiffPIR (Zhu et al., CVPRW 2023): plug-and-play, the "
+                      "prior's x0 then a closed-form proximal step on ||y - A x||^2 in A's SVD, re-noised with a "
+                      f"zeta mix of fresh noise; {SVD_OPERATORS_TEXT}; 20 NFE (inpainting) or 100, no backprop",
+                      _diffpir_task_params, applies_to=has_svd,
+                      requires=f"an operator with an SVD ({SVD_OPERATORS_TEXT})"),
+    "ddnm": Method("ddnm", ddnm, DDNMConfig, "DDNM (Wang et al., ICLR 2023): DDIM whose x0 estimate is made "
+                   "consistent with y, A^+ y + (I - A^+ A) x0; noiseless linear A; 100 NFE, no backprop",
+                   applies_to=_linear, requires="a linear operator"),
+    "ddnm-plus": Method("ddnm-plus", ddnm, DDNMPlusConfig, "DDNM+: DDNM with the range-space correction scaled "
+                        "under Gaussian noise (per singular value) and optional time travel; linear A; 100 NFE "
+                        "without travel, no backprop", _sigma_y_task_params, applies_to=_linear,
+                        requires="a linear operator"),
 }
 
 
