@@ -117,6 +117,12 @@ def test_tables_contents(tmp_path, image_dir, gauss):
     assert {p.name for p in figs} == {"figure_sr4.png", "figure_inpaint-ff20-gaussian-0.05.png"}
 
 
+def test_t_spacing_grid_takes_the_steps_of_the_preset_at_the_priors_size():
+    # deblur-nonlinear runs 300 steps at 64 px (Table 5: 100); the grid must be built for those
+    assert ablate.value_params("t_spacing", 0.001, "deblur-nonlinear", "hrdis", "none", {}, 1000, 64)["steps"] == 300
+    assert ablate.value_params("t_spacing", 0.001, "deblur-nonlinear", "hrdis", "none", {}, 1000, 256)["steps"] == 100
+
+
 def test_t_spacing_mapping():
     assert ablate.t_spacing_params(0.001, 150) == {"steps": 150, "t_start": 149, "t_end": 0}
     assert ablate.t_spacing_params(0.01, 50) == {"steps": 50, "t_start": 490, "t_end": 0}
