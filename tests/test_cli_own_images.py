@@ -128,10 +128,18 @@ def test_resize_crops_a_non_square_image_and_its_mask_alike(capsys, tmp_path, ti
 
 def test_scale_and_mask_get_the_tuned_preset_of_the_equivalent_task():
     """At 64 px, --scale 4 and a bare --mask resolve what --task sr4 and --task inpaint-* do (lr 0.02)."""
-    for name, like in (("sr4", "sr4"), ("sr3", "sr4"), ("inpaint", "inpaint-box")):
-        task = cli._named_like(name, like, "test")
+    from hrdis.tasks import observation_problem
+
+    for kwargs, name, like in ((dict(scale=4), "sr4", "sr4"), (dict(scale=2), "sr2", "sr4"),
+                               (dict(mask=torch.ones(1, 1, 64, 64)), "inpaint", "inpaint-box")):
+        task, _ = observation_problem(64, **kwargs)
         assert task.name == name
         assert task.preset_for(64) == get_task(like).preset_for(64) and task.preset_for(64)["lr"] == 0.02
+    task, operator = observation_problem(64, scale=32)  # no task is named sr32: SR's presets, its own operator
+    assert task.name == "sr32" and operator.scale == 32 and task.preset_for(64)["lr"] == 0.02
+    for name in ("cs25", "phase-retrieval"):  # their operators say their measurements are not pictures
+        with pytest.raises(ValueError, match=f"cannot restore {name}: its measurement is not a picture"):
+            observation_problem(64, task=name)
 
 
 def test_scale_prints_the_tuned_preset_with_the_bundled_prior(capsys, tmp_path, face64):

@@ -29,7 +29,7 @@ from .noise import parse_noise
 from .priors import load_prior
 from .runtime import add_runtime_args, compile_prior, prior_device, prior_options
 from .solvers import METHODS, VARIANTS
-from .tasks import TASKS, get_task
+from .tasks import TASKS, get_task, observation_problem
 
 
 def _add_method_args(p: argparse.ArgumentParser) -> None:
@@ -290,35 +290,18 @@ def _warn_if_few_steps(method: str, steps: int | None, preset: dict) -> None:
 
 
 def _read_observation(args, size: int | None):
-    """(observation, operator, task) for a real degraded image: --mask (inpainting), --scale / an SR task
-    (the observation is the low-resolution image), or a task whose measurement is an image. With --resize
-    the image (and its mask) are square-cropped alike and resized to the size the prior needs."""
+    """(observation, operator, task) for a real degraded image (``tasks.observation_problem``): with --resize
+    the image (and its mask) are square-cropped alike and resized to the size the measurement has."""
     im = images.open_image(args.observed)
     if args.mask:
         y_img = _fit(args.observed, im, size, args.resize)
         mask = masks.load_mask(args.mask, y_img.shape[-1], resize_from=im.size if args.resize else None)
-        task = get_task(args.task) if args.task else _named_like("inpaint", "inpaint-box", "inpainting of a given mask")
-        return y_img, operators.Inpainting(mask), task
-    scale = args.scale
-    task_scale = _sr_scale(args.task)
-    if scale is not None and task_scale is not None and scale != task_scale:
-        raise ValueError(f"--scale {scale} contradicts --task {args.task}; give one of them")
-    scale = scale if scale is not None else task_scale
-    if scale is not None:
-        if scale < 1:
-            raise ValueError(f"--scale must be a positive integer, got {scale}")
-        if size is not None and size % scale:
-            raise ValueError(f"--scale {scale} does not divide the prior's {size} px; use a factor of {size}")
-        low = None if size is None else size // scale
-        y_img = _fit(args.observed, im, low, args.resize, f"for x{scale} at {size} px")
-        op = operators.BicubicSR(scale, size) if args.task == "sr4-bicubic" else operators.AveragePoolSR(scale)
-        task = get_task(args.task) if args.task else _named_like(f"sr{scale}", "sr4", f"x{scale} super-resolution")
-        return y_img, op, task
-    if args.task in OBSERVABLE_TASKS:
-        y_img = _fit(args.observed, im, size, args.resize)
-        return y_img, get_task(args.task).make_operator(y_img.shape[-1], args.seed), get_task(args.task)
-    raise ValueError(f"--observed needs --mask (inpainting), --scale / --task srN (super-resolution), or --task "
-                     f"{'|'.join(OBSERVABLE_TASKS)}; compressed-sensing and phase measurements are not images")
+        task, operator = observation_problem(y_img.shape[-1], task=args.task, mask=mask, seed=args.seed)
+        return y_img, operator, task
+    task, operator = observation_problem(size or im.size[0], task=args.task, scale=args.scale, seed=args.seed)
+    measured = None if size is None else operator(torch.zeros(1, 3, size, size)).shape[-1]
+    expected = "" if measured in (None, size) else f"for x{size // measured} at {size} px"
+    return _fit(args.observed, im, measured, args.resize, expected), operator, task
 
 
 def _fit(path, im, size: int | None, resize: bool, expected: str = "") -> torch.Tensor:
@@ -329,26 +312,6 @@ def _fit(path, im, size: int | None, resize: bool, expected: str = "") -> torch.
         elif im.size != (size, size):
             raise ValueError(images.size_error(path, im.size, size, expected or f"for the prior's {size} px"))
     return images.pil_to_tensor(im)
-
-
-def _sr_scale(task: str | None) -> int | None:
-    """The factor of an SR task name (sr4, sr4-bicubic), else None."""
-    if task and task.startswith("sr") and task[2:].split("-")[0].isdigit():
-        return int(task[2:].split("-")[0])
-    return None
-
-
-def _named_like(name: str, like: str, description: str):
-    """A task called ``name`` with the presets (Table 5 and the per-size overrides) of the named task ``like``:
-    a user's mask or SR factor gets the same tuned preset as the equivalent --task."""
-    import dataclasses
-
-    return TASKS[name] if name in TASKS else dataclasses.replace(get_task(like), name=name, description=description)
-
-
-# Tasks whose measurement is an image of the same size as x, so a real observation can be restored.
-# blind-lowlight's operator carries a simulated gain and offset, which hrdis-blind never reads.
-OBSERVABLE_TASKS = ("denoise", "deblur-gauss", "deblur-motion", "deblur-nonlinear", "hdr", "blind-lowlight")
 
 
 def _format_params(params: dict) -> str:

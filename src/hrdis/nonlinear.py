@@ -68,6 +68,7 @@ class PhaseRetrieval(Operator):
     """
 
     linear = False
+    observable = False  # y holds Fourier magnitudes, not a picture
     name = "phase-retrieval"
 
     def __init__(self, oversample: float = 2.0, padding_for_size: int | None = None):

@@ -65,6 +65,10 @@ class Operator:
 
     linear: bool = True
     name: str = "operator"
+    # True when y is a picture (of x's size, or smaller for super-resolution), so a real degraded photo can
+    # stand in for a simulated measurement (`hrdis solve --observed`); compressed samples and Fourier
+    # magnitudes are not pictures.
+    observable: bool = True
     # True when A^+ A is a 0/1 pixel mask (inpainting): the measurement observes some pixels exactly and
     # says nothing of the others. Samplers that hard-replace observed pixels (as the RED-diff code's PiGDM
     # does for its inpainting operator) do so only here.
@@ -315,6 +319,8 @@ class BlockCS(Operator):
     Because phi phi^T = I, the adjoint (phi^T per block, reassembled) is also the Moore-Penrose inverse.
     Implemented as a strided convolution, so it is fast and differentiable.
     """
+
+    observable = False  # y holds compressed samples, not a picture
 
     def __init__(self, rate: float, block: int = 32, seed: int = 0):
         if not isinstance(rate, (int, float)) or not 0 < rate <= 1:

@@ -14,6 +14,7 @@ image size (``Task.tuned``, e.g. ``INPAINT_64``); the solve picks them up from t
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -181,6 +182,46 @@ def get_task(name: str) -> Task:
         return TASKS[name]
     except KeyError:
         raise ValueError(f"unknown task {name!r}; choose one of {', '.join(TASKS)}") from None
+
+
+def task_like(name: str, like: str, description: str, make_operator=None) -> Task:
+    """The task called ``name``, or one with the presets (Table 5 and the per-size overrides) of the task
+    ``like``: a user's mask or SR factor gets the same tuned preset as the equivalent named task."""
+    if name in TASKS:
+        return TASKS[name]
+    changes = {"name": name, "description": description}
+    if make_operator is not None:
+        changes["make_operator"] = make_operator
+    return dataclasses.replace(get_task(like), **changes)
+
+
+def observation_problem(image_size: int, *, task: str | None = None, mask=None, scale: int | None = None,
+                        seed: int = 0) -> tuple[Task, operators.Operator]:
+    """The task and operator under which a real degraded picture is restored: a user's ``mask`` (inpainting,
+    with the inpainting presets), an SR ``scale`` (the srN task), or a ``task`` whose measurement is a
+    picture (``Operator.observable``). A one-line error for anything else."""
+    if mask is not None:
+        chosen = get_task(task) if task else task_like("inpaint", "inpaint-box", "inpainting of a given mask")
+        return chosen, operators.Inpainting(mask)
+    if scale is not None:
+        if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+            raise ValueError(f"--scale must be a positive integer, got {scale!r}")
+        if image_size % scale:
+            raise ValueError(f"--scale {scale} does not divide the prior's {image_size} px; use a factor of {image_size}")
+        chosen = get_task(task) if task else task_like(f"sr{scale}", "sr4", f"x{scale} super-resolution",
+                                                       lambda n, s: operators.AveragePoolSR(scale))
+    elif task:
+        chosen = get_task(task)
+    else:
+        raise ValueError("--observed needs --mask (inpainting), --scale (super-resolution) or --task; see `hrdis info`")
+    operator = chosen.operator(image_size, seed)
+    if scale is not None and getattr(operator, "scale", scale) != scale:
+        raise ValueError(f"--scale {scale} contradicts --task {task}; give one of them")
+    if not operator.observable:
+        observable = ", ".join(n for n, t in TASKS.items() if t.operator(image_size, seed).observable)
+        raise ValueError(f"--observed cannot restore {chosen.name}: its measurement is not a picture; tasks whose "
+                         f"measurement is one: {observable} (inpainting with --mask)")
+    return chosen, operator
 
 
 # App. C.2's lambda_1 under noise, as factors on the noiseless one: (Gaussian sigma <= 0.05, any other noise).
