@@ -26,7 +26,7 @@ import torch
 from PIL import Image
 
 from hrdis import images, load_prior, plausibility
-from hrdis.bench import load_bench_images
+from hrdis.experiments.bench import load_bench_images
 from hrdis.tasks import get_task
 
 KINDS = {"image": "denoise", "inpaint-box": "inpaint-box", "inpaint-ff20": "inpaint-ff20", "sr4": "sr4", "sr8": "sr8"}

@@ -3,11 +3,12 @@
 # the phase-retrieval preset), in the default and the official variant, and the beta ablation (0, 0.2, 1) in
 # the official variant at the 64 px presets on box inpainting, x4 SR and nonlinear deblurring; on the tuning
 # faces 009501 onwards. Resumable: re-run the same command to continue.
-# Usage: [PROCS=2] bash scripts/eval_faithfulness.sh [N, default 16]
+# Usage: [PROCS=2] bash scripts/eval_faithfulness.sh [N, default 16] [N_PHASE, faces for phase retrieval, default N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/_bench.sh
 n=${1:-16}
+n_phase=${2:-$n}
 common=(--images ../shared/data/celeba-10k.tar --first 9501 --num-images "$n" --precision "$PRECISION")
 for variant in default official; do
   out=docs/bench/faithfulness-$variant
@@ -17,6 +18,6 @@ done
 sharded ablate --param beta --values 0,0.2,1 --tasks inpaint-box,sr4,deblur-nonlinear --variant official \
   "${common[@]}" --out docs/bench/ablate-beta-official
 for variant in default official; do
-  bench --tasks phase-retrieval --methods hrdis,reddiff --variant "$variant" "${common[@]}" \
-    --out docs/bench/faithfulness-$variant
+  bench --tasks phase-retrieval --methods hrdis,reddiff --variant "$variant" --images ../shared/data/celeba-10k.tar \
+    --first 9501 --num-images "$n_phase" --precision "$PRECISION" --out docs/bench/faithfulness-$variant
 done

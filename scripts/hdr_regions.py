@@ -12,7 +12,8 @@ import statistics
 
 import torch
 
-from hrdis import bench, tasks
+from hrdis import tasks
+from hrdis.experiments import bench
 from hrdis.api import solve
 from hrdis.priors import load_prior
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from hrdis import images, load_prior, metrics, solve
-from hrdis.bench import load_bench_images
+from hrdis.experiments.bench import load_bench_images
 from hrdis.noise import parse_noise
 from hrdis.tasks import get_task
 

@@ -13,7 +13,7 @@ import argparse
 import statistics
 import sys
 
-from hrdis.bench import all_rows, is_error
+from hrdis.experiments.bench import all_rows, is_error
 
 
 def main() -> None:

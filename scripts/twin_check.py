@@ -11,7 +11,7 @@ import argparse
 
 import torch
 
-from hrdis import bench
+from hrdis.experiments import bench
 from hrdis.api import TWIN_DRAWS, TWIN_FRACTIONS
 from hrdis.nonlinear import PhaseRetrieval
 from hrdis.priors import denoising_error, load_prior

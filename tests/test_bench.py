@@ -10,7 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from hrdis import ablate, bench, metrics
+from hrdis import metrics
+from hrdis.experiments import ablate, bench
 from hrdis.cli import main
 from hrdis.priors import GaussianPrior
 
@@ -225,7 +226,7 @@ def test_distributed_two_process_bench_matches_single(tmp_path, image_dir, tiny_
 
 
 def test_ablation_of_a_weight_sets_it_and_refuses_impossible_values(tmp_path, image_dir, gauss):
-    from hrdis import ablate
+    from hrdis.experiments import ablate
 
     imgs = bench.load_bench_images(str(image_dir), 32, 1)
     rows = ablate.run_ablation(gauss, "obs_weight", [0.5, 2.0], ["sr2"], imgs, tmp_path, params={"steps": 3})

@@ -13,7 +13,6 @@ import pytest
 import torch
 from PIL import Image
 
-from hrdis import cli
 from hrdis.cli import main
 from hrdis.tasks import TASKS, get_task
 

@@ -1,4 +1,4 @@
-"""hrdis.perceptual's measures on EfficientNet-Lite0 (the ``perceptual`` extra): the deep-feature distance, the
+"""hrdis.experiments.perceptual's measures on EfficientNet-Lite0 (the ``perceptual`` extra): the deep-feature distance, the
 Fréchet distance and the kernel distance of pooled features.
 
 The estimators' arithmetic is checked on synthetic features everywhere. The network's behaviour is checked
@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from hrdis import images, perceptual
+from hrdis import images
+from hrdis.experiments import perceptual
 
 CELEBA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "celeba-10k.tar"
 needs_extra = pytest.mark.skipif(not perceptual.effnet_installed(),
@@ -249,7 +250,7 @@ def test_the_truth_with_mild_noise_beats_a_heavily_blurred_copy(dfd, face_sets, 
 
 @needs_extra
 def test_bench_records_the_deep_feature_measures_and_tables_them(tmp_path, image_dir, dfd):
-    from hrdis import bench
+    from hrdis.experiments import bench
     from hrdis.priors import GaussianPrior
 
     imgs = bench.load_bench_images(str(image_dir), 32, 3)
@@ -280,7 +281,7 @@ def test_bench_records_the_deep_feature_measures_and_tables_them(tmp_path, image
 
 @needs_extra
 def test_bench_without_the_deep_features_writes_none_of_them(tmp_path, image_dir):
-    from hrdis import bench
+    from hrdis.experiments import bench
     from hrdis.priors import GaussianPrior
 
     imgs = bench.load_bench_images(str(image_dir), 32, 2)
@@ -294,7 +295,7 @@ def test_bench_without_the_deep_features_writes_none_of_them(tmp_path, image_dir
 @needs_extra
 def test_ablation_tables_and_plots_the_deep_feature_measures(tmp_path, image_dir):
     pytest.importorskip("matplotlib")
-    from hrdis import ablate, bench
+    from hrdis.experiments import ablate, bench
     from hrdis.priors import GaussianPrior
 
     imgs = bench.load_bench_images(str(image_dir), 32, 2)

@@ -424,7 +424,7 @@ def test_pigdm_with_noisy_measurements_does_not_fit_the_noise(rough_prior, probl
 def test_every_method_accepts_the_preset_of_every_task_it_applies_to():
     # A preset key the solver does not take (e.g. phase retrieval's fresh_noise_steps) would only fail
     # deep into a benchmark run; check the whole (method, task) grid against the configs, without solving.
-    from hrdis.bench import applicable
+    from hrdis.experiments.bench import applicable
     from hrdis.noise import parse_noise
     from hrdis.solvers import METHODS
     from hrdis.tasks import TASKS

@@ -1,4 +1,4 @@
-"""hrdis.perceptual (LPIPS, FID) and the bench's --lpips-weights / --fid-weights.
+"""hrdis.experiments.perceptual (LPIPS, FID) and the bench's --lpips-weights / --fid-weights.
 
 No real weights exist here: the networks get random weights, saved in the public files' layouts (torchvision
 ``features.N.*``, lpips ``linI.model.1.weight``, pytorch-fid's Inception3 keys) as the tests write them from
@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hrdis import bench, perceptual
+from hrdis.experiments import bench, perceptual
 from hrdis.cli import main
 from hrdis.priors import GaussianPrior
 

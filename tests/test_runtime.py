@@ -92,7 +92,7 @@ def test_every_task_operator_at_256(name):
 
 
 def test_perf_report_runs_and_refuses_impossible_settings(tiny_prior_dir, capsys):
-    from hrdis import perf
+    from hrdis.experiments import perf
 
     size = str(load_prior(tiny_prior_dir).image_size)
     args = ["--size", size, "--prior", str(tiny_prior_dir), "--steps", "2", "--batches", "1,2", "--reps", "2",

@@ -9,7 +9,6 @@ import torch
 
 from ..operators import Operator
 from ..priors import Prior
-from ..randomness import SeededNoise, noise_source, per_image_seeds, randn  # noqa: F401  (re-exported)
 
 
 @dataclass

@@ -40,11 +40,11 @@ import torch
 
 from ..operators import Operator
 from ..priors import Prior
-from ..randomness import Randomness, noise_source, randn
+from ..randomness import Randomness, noise_source
 from ..sampling import ddim_step
 from .base import SolveResult, check_inputs, check_unit_interval
-from ._common import (REFERENCE_SAMPLER, SamplerConfig, check_grid, check_non_negative, image_shape, next_timestep,
-                      sampler_start, sampler_timesteps)
+from ._common import (REFERENCE_SAMPLER, SamplerConfig, check_grid, check_non_negative, next_timestep, sampler_start,
+                      sampler_timesteps)
 from .config import check_choice
 from .steplog import StepCallback, StepLog
 

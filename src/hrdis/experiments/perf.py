@@ -1,7 +1,7 @@
-"""Performance report (not a test): ``python -m hrdis.perf`` or ``hrdis perf``.
+"""Performance report (not a test): ``python -m hrdis.experiments.perf`` or ``hrdis perf``.
 
-    python -m hrdis.perf --size 64 --prior runs/face64/prior --steps 20 --batches 1,4,16
-    python -m hrdis.perf --size 256 --steps 3 --batches 1        # random-weight FFHQ-architecture UNet
+    python -m hrdis.experiments.perf --size 64 --prior runs/face64/prior --steps 20 --batches 1,4,16
+    python -m hrdis.experiments.perf --size 256 --steps 3 --batches 1        # random-weight FFHQ-architecture UNet
 
 For one prior and size it reports, as a Markdown table:
 
@@ -30,10 +30,10 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from .operators import AveragePoolSR
-from .priors import ADM_PRESETS, Prior, UNetPrior, load_prior
-from .runtime import add_runtime_args, compile_prior, cpu_has_native_bf16, prior_device, prior_options
-from .unet import ADMConfig, ADMUNet
+from ..operators import AveragePoolSR
+from ..priors import ADM_PRESETS, Prior, UNetPrior, load_prior
+from ..runtime import add_runtime_args, compile_prior, cpu_has_native_bf16, prior_device, prior_options
+from ..unet import ADMConfig, ADMUNet
 
 
 def _sync(device: torch.device) -> None:
@@ -98,7 +98,7 @@ def _problem(prior: Prior, size: int, batch: int, device: torch.device):
 
 
 def measure_speed(prior: Prior, size: int, steps: int, batches: list[int], reps: int, solves: int = 3) -> dict:
-    from .solvers.hrdis import HRDISConfig, hrdis
+    from ..solvers.hrdis import HRDISConfig, hrdis
 
     device = prior_device(prior)
     y, op = _problem(prior, size, 1, device)
@@ -194,7 +194,7 @@ class TensorPeakMemory(TorchDispatchMode):
 
 def measure_memory(prior: Prior, size: int, method: str, steps: int) -> float:
     """Peak tensor memory (MB) of one ``steps``-step solve at batch 1 (``TensorPeakMemory``)."""
-    from .solvers import get_method
+    from ..solvers import get_method
 
     device = prior_device(prior)
     y, op = _problem(prior, size, 1, device)
@@ -250,7 +250,7 @@ def report(args, speed: dict, memory: dict, prior: Prior) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="hrdis perf", description="Performance report of HRDIS (see hrdis.perf).")
+    p = argparse.ArgumentParser(prog="hrdis perf", description="Performance report of HRDIS (see hrdis.experiments.perf).")
     p.add_argument("--size", type=int, default=64, help="image size (64 or 256)")
     p.add_argument("--prior", help="a prior (folder, 'bundled' or .pt); default: random weights (FFHQ architecture at 256)")
     p.add_argument("--steps", type=int, default=20, help="HRDIS steps timed per run")

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import torch
 
-from . import images, metrics
-from .api import solve
-from .noise import parse_noise
-from .priors import Prior
-from .tasks import get_task
+from .. import images, metrics
+from ..api import solve
+from ..noise import parse_noise
+from ..priors import Prior
+from ..tasks import get_task
 
 
 def per_pixel_std(results: torch.Tensor) -> torch.Tensor:

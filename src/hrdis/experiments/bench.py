@@ -18,7 +18,7 @@ Sharding: ``run_bench(..., rank=r, world=k)`` runs every k-th (column, image), a
 ``merge_rank_rows`` folds those into ``rows.jsonl`` (``hrdis bench`` under ``torchrun`` does this on
 rank 0 after a barrier).
 
-Perceptual metrics (``hrdis.perceptual``): whenever the ``perceptual`` extra is installed every new row gets
+Perceptual metrics (``hrdis.experiments.perceptual``): whenever the ``perceptual`` extra is installed every new row gets
 ``effnet_distance`` (``DeepFeatureDistance`` to the truth), each cell's restoration and each truth get their
 pooled EfficientNet-Lite0 features saved under ``OUT/effnet_features/``, and ``write_tables`` also renders
 ``effnet_frechet`` and ``effnet_kid`` per (method, column), restorations against their truths. With weights the
@@ -45,13 +45,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import images, metrics
-from .api import resolve_params, solve
-from .noise import parse_noise
-from .priors import Prior
-from .runtime import prior_device, prior_precision
-from .solvers import get_method
-from .tasks import get_task
+from .. import images, metrics
+from ..api import resolve_params, solve
+from ..noise import parse_noise
+from ..priors import Prior
+from ..runtime import prior_device, prior_precision
+from ..solvers import get_method
+from ..tasks import get_task
 
 METRICS = ("psnr", "ssim", "hf_ratio", "residual", "seconds", "nfe", "peak_mem_mb")
 FORMATS = {"psnr": "{:.2f}", "ssim": "{:.3f}", "hf_ratio": "{:.3f}", "residual": "{:.4f}", "seconds": "{:.2f}",
@@ -69,7 +69,7 @@ METRIC_NOTES = {
     "psnr_oracle": "psnr_oracle: PSNR of the iterate closest to the truth (DMPlug's oracle, as its paper reports); "
                    "not a restoration one could make without the truth. The psnr table shows the ES-WMV selection.",
     "lpips": "lpips: LPIPS v0.1 distance to the truth (0 = identical, lower is better).",
-    "effnet_distance": "effnet_distance: deep-feature distance to the truth (hrdis.perceptual.DeepFeatureDistance: "
+    "effnet_distance": "effnet_distance: deep-feature distance to the truth (hrdis.experiments.perceptual.DeepFeatureDistance: "
                        "LPIPS's recipe without learned weights on five stages of ImageNet EfficientNet-Lite0, input "
                        "upsampled to 224 px; 0 = identical, lower is better). Not an LPIPS value.",
     "effnet_frechet": "effnet_frechet: Frechet distance between Gaussians fitted to the pooled EfficientNet-Lite0 "
@@ -77,7 +77,7 @@ METRIC_NOTES = {
                       "formula on another network (not an FID value), biased upward for few images: compare "
                       "within a column, at equal image counts.",
     "effnet_kid": "effnet_kid: unbiased squared MMD (KID's cubic kernel) between the same features, each "
-                  "restoration paired with its truth (hrdis.perceptual.kernel_feature_distance); 0 in expectation "
+                  "restoration paired with its truth (hrdis.experiments.perceptual.kernel_feature_distance); 0 in expectation "
                   "for equal distributions, so it can be slightly negative; lower is better. Not a KID value.",
     "fid": "fid: Frechet Inception Distance (pytorch-fid's Inception-v3, 2048-d pool features) between a cell's "
            "restorations and their clean truths, one value per cell (not a mean). It is biased upward for few "
@@ -663,3 +663,24 @@ def write_figures(out: str | Path, methods: list[str], tasks: list[str]) -> list
             images.write_image(images.labelled_grid(panels, ncol=len(cols)), path)
             written.append(path)
     return written
+
+
+def render(out: str | Path, methods: list[str], columns: list, title: str | None = None, fid: bool = False) -> list[dict]:
+    """Fold the rank files into rows.jsonl, write the tables (and the FID table), the figure grids, and print
+    the PSNR table; returns every row."""
+    rows = merge_rank_rows(out)
+    tables = write_tables(rows, out, methods, columns, title=title)
+    if fid:
+        tables.append(write_fid_table(rows, out, methods, columns, title=title))
+    write_figures(out, methods, columns)
+    print((Path(out) / "table_psnr.md").read_text())
+    print(f"{len(rows)} rows in {out}; tables: {', '.join(p.name for p in tables)}")
+    return rows
+
+
+def render_only(out: str | Path, methods: list[str], columns: list, title: str | None = None) -> int:
+    """``hrdis bench --render-only``: tables and figures from the rows already in ``out``, running no cell."""
+    if not all_rows(out):
+        raise ValueError(f"{out} holds no rows to render; run hrdis bench without --render-only first")
+    render(out, methods, columns, title)
+    return 0

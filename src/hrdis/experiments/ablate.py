@@ -25,10 +25,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import bench, images
-from .api import resolve_params
-from .noise import parse_noise
-from .priors import Prior
+from .. import images
+from . import bench
+from ..api import resolve_params
+from ..noise import parse_noise
+from ..priors import Prior
 
 PARAMS = ("beta", "steps", "t_spacing", "obs_weight", "reg_weight", "lr")
 PLOT_METRICS = ("psnr", "ssim", "hf_ratio")  # and the perceptual ones when the rows have them
@@ -95,7 +96,8 @@ def run_ablation(prior: Prior, param: str, values: list, tasks: list[str], bench
     return [r for r in rows if r.get("tag") in tags and r["method"] == method]
 
 
-def _value_of(r: dict):
+def value_of(r: dict):
+    """The swept value a row was made with."""
     return r.get("value", r.get("tag", "").partition("=")[2])
 
 
@@ -110,8 +112,8 @@ def write_ablation(rows: list[dict], out: str | Path, param: str, values: list, 
         notes = [bench.METRIC_NOTES[metric]] if metric in bench.METRIC_NOTES else []
         if param == "t_spacing":
             notes.append("t_spacing: epsilon, the gap between consecutive timesteps as a fraction of T; "
-                         "grid ends at t = 0 (see hrdis.ablate).")
-        notes += bench.failure_notes(rows, values, labels, row_of=_value_of)
+                         "grid ends at t = 0 (see hrdis.experiments.ablate).")
+        notes += bench.failure_notes(rows, values, labels, row_of=value_of)
         md, csv_text = bench._render(table, metric, values, labels, f"{param} \\ {metric}", notes,
                                      f"Ablation of {param} ({rows[0]['method'] if rows else ''})", param,
                                      **({"count_text": "Over {} images per cell."}
@@ -127,16 +129,17 @@ def write_ablation(rows: list[dict], out: str | Path, param: str, values: list, 
 def metric_tables(rows: list[dict], out: str | Path, values: list, labels: list[str]) -> dict:
     """{metric: {(value, task label): (value of the metric, n)}}: the bench's metrics (means over images), the
     optional ones some row has, and the set metrics when the rows' features were saved in ``out``."""
-    tables = {metric: bench.summarise(rows, metric, values, labels, row_of=_value_of)
+    tables = {metric: bench.summarise(rows, metric, values, labels, row_of=value_of)
               for metric in (*bench.METRICS, *bench.OPTIONAL_METRICS)
               if metric in bench.METRICS or any(r.get(metric) is not None for r in rows)}
     if (Path(out) / "effnet_features").is_dir():
-        tables.update({metric: bench.set_metric_table(rows, out, metric, values, labels, row_of=_value_of)
+        tables.update({metric: bench.set_metric_table(rows, out, metric, values, labels, row_of=value_of)
                        for metric in bench.SET_METRICS})
     return tables
 
 
-def _pyplot():
+def load_pyplot():
+    """matplotlib's pyplot on the Agg backend, or a one-line ImportError naming the extra to install."""
     try:
         import matplotlib
     except ImportError:
@@ -150,7 +153,7 @@ def _pyplot():
 def plot_ablation(rows: list[dict], out: str | Path, param: str, values: list, labels: list[str]) -> list[Path]:
     """One PNG per task: PSNR, SSIM and hf_ratio (mean over images) against the parameter's value, and the
     perceptual metrics (``effnet_distance``, ``effnet_frechet``, ``effnet_kid``, ``lpips``) the rows have."""
-    plt = _pyplot()
+    plt = load_pyplot()
     out = Path(out)
     tables = metric_tables(rows, out, values, labels)
     plotted = [*PLOT_METRICS, *(m for m in ("effnet_distance", *bench.SET_METRICS, "lpips") if tables.get(m))]

@@ -1,0 +1,46 @@
+"""``hrdis train``: train a diffusion prior on a folder or tar of images (resumable, stops cleanly on a signal)."""
+
+from __future__ import annotations
+
+
+
+
+def add_parser(sub) -> None:
+    t = sub.add_parser("train", help="train a diffusion prior on a folder or tar of images")
+    t.add_argument("--data", required=True, help="a folder or .tar of images")
+    t.add_argument("--out", required=True, help="run folder: checkpoint.pt, log.jsonl and prior/ (the exported prior)")
+    t.add_argument("--size", type=int, default=64)
+    t.add_argument("--steps", type=int, default=20000)
+    t.add_argument("--batch", type=int, default=32)
+    t.add_argument("--lr", type=float, default=3e-4)
+    t.add_argument("--lr-decay-steps", type=int, default=0,
+                   help="anneal the learning rate (cosine, to --lr-min) over the last this many of --steps")
+    t.add_argument("--lr-min", type=float, help="the annealed learning rate (default: --lr / 20)")
+    t.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this many minutes")
+    t.add_argument("--checkpoint-minutes", type=float, default=5.0)
+    t.add_argument("--max-index", type=int, default=9500,
+                   help="skip files numbered above this (CelebA: 9501-10000 are held-out test faces); -1 for none")
+    t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    t.add_argument("--init-from", help="warm-start from a prior folder (e.g. the bundled prior) when no checkpoint is left")
+    t.add_argument("--no-bf16", action="store_true", help="train in float32")
+    t.add_argument("--prediction", choices=["v", "eps"],
+                   help="network target (new runs: v); given with --resume it switches a run (fine-tuning)")
+
+
+def run(args) -> None:
+    import signal
+    import threading
+
+    from ..training import TrainOptions, train
+
+    # SIGTERM (a scheduler's or a session's end) or Ctrl-C: finish the step, write a checkpoint, stop.
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    folder = train(TrainOptions(
+        data=args.data, out=args.out, size=args.size, steps=args.steps, batch=args.batch, lr=args.lr,
+        lr_decay_steps=args.lr_decay_steps, lr_min=args.lr_min,
+        max_minutes=args.max_minutes, checkpoint_minutes=args.checkpoint_minutes,
+        max_index=None if args.max_index < 0 else args.max_index, resume=args.resume, init_from=args.init_from,
+        bf16=not args.no_bf16, prediction=args.prediction), should_stop=stop.is_set)
+    print(f"{'stopped on a signal; ' if stop.is_set() else ''}exported the EMA prior to {folder}")
