@@ -35,7 +35,7 @@ def add_parser(sub) -> None:
     b.add_argument("--lpips-weights", metavar="BACKBONE,LIN",
                    help="also score LPIPS v0.1 (table_lpips.md): the torchvision backbone file "
                    "(alexnet-owt-7be5be79.pth or vgg16-397923af.pth) and the lpips package's linear layers "
-                   "(alex.pth or vgg.pth), comma-separated; see the README, nothing is downloaded")
+                   "(alex.pth or vgg.pth), comma-separated; see docs/benchmarks.md, nothing is downloaded")
     b.add_argument("--fid-weights", metavar="PATH",
                    help="also write table_fid.md (FID per method and column, restorations vs truths) with "
                    "pytorch-fid's Inception weights, pt_inception-2015-12-05-6726825d.pth")

@@ -41,7 +41,7 @@ def read_state_dict(path: str | Path, what: str) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{what} weights not found at {path}: download the file yourself "
-                                "(README, 'Perceptual metrics') and pass its path")
+                                "(docs/benchmarks.md, 'Perceptual metrics') and pass its path")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)  # weights_only: never run a file's code
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
