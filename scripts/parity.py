@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from hrdis.nonlinear import HDR, PhaseRetrieval
-from hrdis.operators import AveragePoolSR, Inpainting, Operator
+from hrdis.operators import AveragePoolSR, Identity, Inpainting, Operator
 from hrdis.priors import load_prior
 from hrdis.randomness import ReplayNoise
 from hrdis.solvers import METHODS
@@ -170,6 +170,8 @@ def operator_and_measurement(fixture: dict) -> tuple[Operator, torch.Tensor]:
         return PhaseRetrieval(op["oversample"], padding_for_size=int(round(op["pad"] * 8 / op["oversample"]))), y0
     if kind.startswith("HDR"):
         return HDR(), y0
+    if kind.startswith("Denoising"):
+        return Identity(), y0.reshape(fixture["x"].shape)
     raise FixtureError(f"no hrdis operator for the official {kind!r}")
 
 

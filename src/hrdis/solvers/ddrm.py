@@ -102,18 +102,19 @@ def reference_ddrm_step(svd: SVD, x0: Tensor, eps: Tensor, uty: Tensor, level_ne
     sigma_tilde = (level_next**2 - std**2) ** 0.5
     x_next = vt_x0 + sigma_tilde * vt_eps + std * randn(shape, source, x0.device, role="step")
 
+    # Both case draws are made at every step, empty or not, as the official code makes them.
     after_full = after.expand(shape)
+    less_noisy_draw = randn((shape[0], int(after_full[0].sum())), source, x0.device, role="less_noisy")
     if after_full.any():
         sy = torch.tensor(sigma_y, dtype=x0.dtype)
-        less_noisy = vt_x0 + sigma_tilde * ((uty - vt_x0 * s) / sy) + std * _scattered(
-            after_full, randn((shape[0], int(after_full[0].sum())), source, x0.device, role="less_noisy"))
+        less_noisy = vt_x0 + sigma_tilde * ((uty - vt_x0 * s) / sy) + std * _scattered(after_full, less_noisy_draw)
         x_next = torch.where(after_full, less_noisy, x_next)
     before_full = before.expand(shape)
+    measured = svd.measured if svd.measured is not None else shape[1] * shape[2]
+    noisier_draw = randn((shape[0], measured), source, x0.device, role="noisier")
     if before_full.any():
         s_safe = torch.where(before, s, torch.ones_like(s))
         spread = (level_next**2 - sigma_y**2 / s_safe**2 * eta_b**2).sqrt()
-        measured = svd.measured if svd.measured is not None else shape[1] * shape[2]
-        noisier_draw = randn((shape[0], measured), source, x0.device, role="noisier")
         noisier_draw = F.pad(noisier_draw, (0, shape[1] * shape[2] - measured)).reshape(shape)
         noisier = uty / s_safe * eta_b + (1 - eta_b) * vt_x0 + spread * noisier_draw
         x_next = torch.where(before_full, noisier, x_next)
