@@ -35,8 +35,9 @@ from .tasks import TASKS, get_task
 def _add_method_args(p: argparse.ArgumentParser) -> None:
     """--variant and --set: which form of the method runs, and any parameter of its config."""
     p.add_argument("--variant", choices=VARIANTS, default="default",
-                   help="'official': run each method as its official code does (each difference is a parameter "
-                   "of its config, see `hrdis info`); default: as its paper describes it")
+                   help="'official': run each method as the HRDIS paper's code does; 'authors': as the method's own "
+                   "authors' code does (DPS, DMPlug, DAPS); each difference is a parameter of its config, see "
+                   "`hrdis info`; default: as its paper describes it")
     p.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
                    help="any parameter of the method's config, e.g. --set timestep_grid=strided (repeatable; "
                    "VALUE is read as JSON when it parses, else as text)")
@@ -362,11 +363,14 @@ def cmd_info(args) -> None:
                         + (f", noisy_obs_factors={o.noisy_obs_factors}" if o.noisy_obs_factors else "")
                         for size, o in t.tuned.items())
         print(f"  {t.name:16s} {t.description}  [{_format_params(t.preset)}{tuned}]")
-    print("methods (--variant official: as the official code runs them):")
+    print("methods (--variant official: as the HRDIS paper's code runs them; --variant authors: as their "
+          "authors' code does):")
     for m in METHODS.values():
         print(f"  {m.name:16s} {m.description}")
         if m.config.OFFICIAL:
             print(f"  {'':16s} official: {_format_params(m.config.OFFICIAL)} ({m.config.OFFICIAL_SOURCE})")
+        if m.config.AUTHORS:
+            print(f"  {'':16s} authors: {_format_params(m.config.AUTHORS)} ({m.config.AUTHORS_SOURCE})")
     print("noise: none, gaussian:SIGMA, poisson:LEVEL, speckle:SIGMA")
     prior = _load_prior(args)
     print(f"prior: {prior.describe()}")
