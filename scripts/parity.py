@@ -19,8 +19,9 @@ For each fixture this script rebuilds the operator, the parameters and the netwo
 max abs and 99.9th-percentile difference of the result and of the trajectory against the reference. It
 exits 1 when any fixture is outside its README's tolerance:
 
-- samplers (DDIM, DDRM, PiGDM, DPS, DAPS) and DMPlug: max abs <= 1e-5 on the result and at every
-  trajectory step;
+- samplers (DDIM, DDRM, PiGDM, DPS) and DMPlug: max abs <= 1e-5 on the result and at every trajectory step;
+- DAPS: max abs <= 1e-5 on the result, <= 1e-4 at every trajectory step (its README's bound for reordered
+  arithmetic: the trajectory starts at 100 x N(0, I), where one float32 ulp is up to 3e-5);
 - HRDIS, RED-diff (Adam amplifies round-off): max abs <= 1e-4, or, where the arithmetic is reordered,
   99.9th percentile <= 1e-4, mean <= 1e-5 and max <= 1e-2.
 """
@@ -228,8 +229,8 @@ def authors_operator(fixture: dict) -> Operator:
 @dataclass
 class Replay:
     """What one fixture replays: the hrdis method, its parameters and variant, the operator and y, the map
-    from the code's draw labels to hrdis's roles, the tolerance rule ("sampler" or "adam"), and which
-    recorded trajectory the iterates are compared with (``traj``: x after each iteration, with the start
+    from the code's draw labels to hrdis's roles, the tolerance rule ("sampler", "adam" or "reordered"), and which
+    recorded trajectory the iterates are compared with (tolerance "reordered": the DAPS README's bounds) (``traj``: x after each iteration, with the start
     first; ``outputs_traj``: the image of each iteration)."""
 
     method: str
@@ -285,8 +286,10 @@ def daps_codebase(fixture: dict) -> Replay:
                   sigma_min=float(annealing["sigma_min"]), sigma_ode_min=float(ode["sigma_min"]),
                   langevin_steps=mcmc["num_steps"], lr=float(mcmc["lr"]), lr_min_ratio=float(mcmc["lr_min_ratio"]),
                   tau=float(mcmc["tau"]))
+    # The trajectory starts at 100 x N(0, I), where one float32 ulp is up to 3e-5: hrdis's matrix-product
+    # Resizer and FFT round differently there, which the README's 1e-4 for reordered arithmetic allows.
     return Replay("daps", params, "authors", authors_operator(fixture), fixture["y_0"].float(), DAPS_ROLES,
-                  "sampler")
+                  "reordered")
 
 
 # official_repo -> how to replay it (fixtures without the key come from the HRDIS paper's code)
@@ -382,8 +385,11 @@ def replay(path: Path, prior_cache: dict) -> Comparison:
         raise FixtureError(f"{path.name}: hrdis ran {len(iterates)} iterations, the reference code {iterations}")
     traj_diff = differences(trajectory, reference)
     result_diff = differences(result.image, fixture["outputs"][fixture["result_key"]].float())
-    sampler = r.tolerance == "sampler"
-    ok = within_tolerance(sampler, *result_diff) and within_tolerance(sampler, *traj_diff)
+    if r.tolerance == "reordered":  # the README's bound for reordered float32 arithmetic on the trajectory
+        ok = within_tolerance(True, *result_diff) and traj_diff[0] <= 1e-4
+    else:
+        sampler = r.tolerance == "sampler"
+        ok = within_tolerance(sampler, *result_diff) and within_tolerance(sampler, *traj_diff)
     return Comparison(fixture["name"], r.method, *result_diff, *traj_diff, ok, r.variant)
 
 
