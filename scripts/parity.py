@@ -229,9 +229,10 @@ def authors_operator(fixture: dict) -> Operator:
 @dataclass
 class Replay:
     """What one fixture replays: the hrdis method, its parameters and variant, the operator and y, the map
-    from the code's draw labels to hrdis's roles, the tolerance rule ("sampler", "adam" or "reordered"), and which
-    recorded trajectory the iterates are compared with (tolerance "reordered": the DAPS README's bounds) (``traj``: x after each iteration, with the start
-    first; ``outputs_traj``: the image of each iteration)."""
+    from the code's draw labels to hrdis's roles, the tolerance rule ("sampler", "adam" or "reordered", the
+    DAPS README's), which recorded trajectory the iterates are compared with (``traj``: x after each
+    iteration, with the start first; ``outputs_traj``: the image of each iteration), and the clean image a
+    method's oracle needs (DMPlug's best-PSNR iterate)."""
 
     method: str
     params: dict
