@@ -174,5 +174,5 @@ def test_a_parameter_the_method_does_not_take_is_a_one_line_error():
         solve(y, op, prior, "hrdis", obs_wieght=0.5)
     with pytest.raises(ValueError, match="bicubic takes no parameter 'steps'; it takes none"):
         solve(y, op, prior, "bicubic", steps=3)
-    with pytest.raises(ValueError, match="variant must be one of default, official"):
-        solve(y, op, prior, "hrdis", variant="authors")
+    with pytest.raises(ValueError, match="variant must be one of default, official, authors"):
+        solve(y, op, prior, "hrdis", variant="paper")
