@@ -57,6 +57,7 @@ ROLES = {
     "algos/pgdm.py:114": "initial", "algos/pgdm.py:98": "step",
     "algos/dps.py:78": "initial", "algos/dps.py:62": "step",
 }
+SAMPLERS = ("ddim", "ddrm", "pigdm", "dps")  # the HRDIS code's samplers: the samplers' tolerance
 DPS_ROLES = {
     "guided_diffusion/measurements.py:243": None,
     "sample_condition.py:113": "initial",
