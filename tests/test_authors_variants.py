@@ -197,3 +197,11 @@ def test_daps_phase_retrieval_on_the_unit_range():
     op = PhaseRetrieval(2.0, unit_range=True)
     assert torch.allclose(op(x), PhaseRetrieval(2.0)((x + 1) / 2))
     assert len(op.equivalents(x)) == 2  # -x is no longer a twin
+
+
+def test_authors_variant_tasks_build_the_authors_operators():
+    from hrdis.tasks import get_task
+
+    assert get_task("sr4-bicubic").operator(64, 0, "authors").border == "mirror"
+    assert get_task("sr4-bicubic").operator(64, 0).border == "clamp"
+    assert get_task("phase-retrieval").operator(64, 0, "authors").padding(64) == 64
