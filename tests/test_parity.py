@@ -1,6 +1,7 @@
-"""Parity with the official HRDIS code (and its RED-diff, DDIM, DDRM, PiGDM, DPS): every reference run in
-../shared/fixtures/parity replayed through the methods' official variants (scripts/parity.py), within the
-tolerance its README states. Skipped when ../shared is not beside the checkout."""
+"""Parity with reference code: every fixture in every ../shared/fixtures/parity* folder replayed through
+hrdis (scripts/parity.py), within the tolerance its README states: the HRDIS paper's code (and its RED-diff,
+DDIM, DDRM, PiGDM, DPS) through the official variants, the DPS, DMPlug and DAPS authors' code through the
+authors' variants. Skipped when ../shared is not beside the checkout."""
 
 import importlib.util
 import sys
@@ -14,8 +15,9 @@ from hrdis.operators import AveragePoolSR, Inpainting
 from hrdis.randomness import ReplayNoise, SeededNoise
 
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "parity"
-needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason="../shared/fixtures/parity is not beside the repo")
+FIXTURES = ROOT.parent / "shared" / "fixtures"
+needs_fixtures = pytest.mark.skipif(not (FIXTURES / "parity").is_dir(),
+                                    reason="../shared/fixtures/parity is not beside the repo")
 
 
 def load_parity():
@@ -27,9 +29,11 @@ def load_parity():
 
 
 def fixture_files():
+    """folder/name of every fixture in every parity* folder."""
     if not FIXTURES.is_dir():
         return []
-    return sorted(p.name for p in FIXTURES.glob("*.pt") if not p.name.startswith("noise_bank"))
+    return [f"{folder.name}/{p.name}" for folder in sorted(FIXTURES.glob("parity*")) if folder.is_dir()
+            for p in sorted(folder.glob("*.pt")) if not p.name.startswith("noise_bank")]
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +48,7 @@ def prior_cache():
 
 @needs_fixtures
 @pytest.mark.parametrize("name", fixture_files())
-def test_official_variant_reproduces_the_official_run(parity, prior_cache, name):
+def test_replay_reproduces_the_reference_run(parity, prior_cache, name):
     torch.set_num_threads(1)
     c = parity.replay(FIXTURES / name, prior_cache)
     assert c.ok, (f"{name}: result max {c.result_max:.2e} p99.9 {c.result_p999:.2e} mean {c.result_mean:.2e}; "
@@ -175,5 +179,5 @@ def test_a_parameter_the_method_does_not_take_is_a_one_line_error():
         solve(y, op, prior, "hrdis", obs_wieght=0.5)
     with pytest.raises(ValueError, match="bicubic takes no parameter 'steps'; it takes none"):
         solve(y, op, prior, "bicubic", steps=3)
-    with pytest.raises(ValueError, match="variant must be one of default, official"):
-        solve(y, op, prior, "hrdis", variant="authors")
+    with pytest.raises(ValueError, match="variant must be one of default, official, authors"):
+        solve(y, op, prior, "hrdis", variant="paper")

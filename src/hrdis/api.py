@@ -3,7 +3,8 @@
 Parameters resolve in this order, later winning: the method's config defaults (``solvers.config``, e.g.
 RED-diff's beta = 1), what the method takes from the task (for the HRDIS family, Table 5 with the task's
 overrides for the prior's image size, adjusted for noise), the official variant's settings when
-``variant="official"``, then the caller's keyword arguments. A parameter the method does not take is an error.
+``variant="official"`` (the authors' variant's when ``variant="authors"``), then the caller's keyword
+arguments. A parameter the method does not take is an error.
 
 ``restarts`` (the task's, e.g. 4 for phase retrieval, else 1) runs the solver with seeds
 seed, seed + 1000, seed + 2000, ... (``RESTART_SEED_STRIDE``) and keeps, per image, the run with the
@@ -66,7 +67,8 @@ def solve(y: torch.Tensor, operator: Operator, prior: Prior, method: str = "hrdi
 
     ``task`` selects a preset (e.g. "inpaint-box"); ``noise`` (e.g. "gaussian:0.05") switches to the
     noisy preset; any parameter of the method's config (``steps``, ``beta``, ``lr``, ``obs_weight``, ...) can
-    be given. ``variant="official"`` runs the method as its official code does (``SolverConfig.OFFICIAL``).
+    be given. ``variant="official"`` runs the method as its official code does (``SolverConfig.OFFICIAL``),
+    ``variant="authors"`` as its own authors' code does (``SolverConfig.AUTHORS``).
     ``restarts`` (default: the task's, else 1) keeps the best of that many seeds by measurement
     residual; ``extras`` then records every run's residual. ``reference`` only adds a per-step PSNR to
     the history. ``choose_twins`` (default on) keeps, among the images the operator cannot tell from

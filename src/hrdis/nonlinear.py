@@ -65,19 +65,23 @@ class PhaseRetrieval(Operator):
     ``pinv`` is the initialisation of the DPS / RED-diff code, |F^-1(y)| with the padding cropped: the
     inverse transform of the magnitudes is the image's autocorrelation-like centre peak, not an
     estimate of x; HRDIS's first 250 fresh-noise steps wash it out.
+
+    ``unit_range``: measure the image mapped to [0, 1], y = |F(pad((x + 1) / 2))|, as the DAPS authors' code
+    does (DPS and HRDIS pad x in [-1, 1]). Then -x is no longer equivalent to x, and ``pinv`` maps back.
     """
 
     linear = False
     observable = False  # y holds Fourier magnitudes, not a picture
     name = "phase-retrieval"
 
-    def __init__(self, oversample: float = 2.0, padding_for_size: int | None = None):
+    def __init__(self, oversample: float = 2.0, padding_for_size: int | None = None, unit_range: bool = False):
         if not isinstance(oversample, (int, float)) or isinstance(oversample, bool) or not 0 <= oversample <= 16:
             raise ValueError(f"oversample must be a number in [0, 16], got {oversample!r}")
         if padding_for_size is not None and not (isinstance(padding_for_size, int) and padding_for_size > 0):
             raise ValueError(f"padding_for_size must be a positive integer, got {padding_for_size!r}")
         self.oversample = float(oversample)
         self.padding_for_size = padding_for_size
+        self.unit_range = bool(unit_range)
 
     def padding(self, image_size: int) -> int:
         """Zeros added on each side of an image_size x image_size image: oversample / 8 of its side, or of
@@ -97,21 +101,24 @@ class PhaseRetrieval(Operator):
         if x.shape[-1] != x.shape[-2]:
             raise ValueError(f"phase retrieval needs square images, got {x.shape[-2]}x{x.shape[-1]}")
         p = self.padding(x.shape[-1])
+        if self.unit_range:
+            x = x * 0.5 + 0.5
         return _centred_fft2(F.pad(x, (p, p, p, p))).abs()
 
     def pinv(self, y: Tensor) -> Tensor:
         _check_images(y, "measurements")
         n = self.image_size(y.shape[-1])
         p = self.padding(n)
-        return _centred_ifft2(y.to(torch.complex64 if y.dtype != torch.float64 else torch.complex128)).abs()[
+        x = _centred_ifft2(y.to(torch.complex64 if y.dtype != torch.float64 else torch.complex128)).abs()[
             ..., p:p + n, p:p + n].to(y.dtype)
+        return x * 2 - 1 if self.unit_range else x
 
     def equivalents(self, x: Tensor) -> list[Tensor]:
         """x, -x and their 180-degree rotations: |F(-z)| = |F(z)|, and flipping the padded image is a
         reflection and a one-pixel circular shift, which keep |F| too. (Each channel could also flip on its
         own, since y is per channel; those 60 colour variants are not offered.)"""
         rotated = x.flip(-2, -1)
-        return [x, -x, rotated, -rotated]
+        return [x, rotated] if self.unit_range else [x, -x, rotated, -rotated]
 
     def measurement_image(self, y: Tensor) -> Tensor:
         """The log-magnitude spectrum, scaled per image to [-1, 1] (the usual way to show a diffraction pattern)."""

@@ -44,7 +44,11 @@ DEFAULT_IMAGE_SIZE = 256
 
 class Prior(nn.Module):
     """Interface: ``network(x_t, t)`` is the raw model output; ``eps(x_t, t)`` the noise prediction
-    eps_theta(x_t, t) (float32, 3 channels). ``t`` is an integer timestep (int or (B,) tensor)."""
+    eps_theta(x_t, t) (float32, 3 channels). ``t`` is an int or integer tensor (a timestep 0..T-1, as the
+    network was trained), or a float or floating tensor: a *continuous* timestep, which the network's
+    embedding takes as it is and whose signal and noise scales are those of the continuous-time VP
+    process the schedule discretises (``VPSchedule.continuous_alpha_bar``), as EDM-style samplers (DAPS)
+    call the network. A scalar t applies to every image, a (B,) tensor gives one per image."""
 
     schedule: VPSchedule
     image_size: int | None = None
@@ -55,17 +59,35 @@ class Prior(nn.Module):
         raise NotImplementedError
 
     def eps(self, x_t: torch.Tensor, t) -> torch.Tensor:
+        return self.eps_and_variance(x_t, t)[0]
+
+    def eps_and_variance(self, x_t: torch.Tensor, t) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(eps_theta, v): v is the learned variance interpolation of a learn_sigma network (its output
+        channels C..2C-1, nominally in [-1, 1]; guided-diffusion's "learned_range": log variance =
+        (v + 1)/2 log beta_t + (1 - v)/2 log beta_tilde_t, ``learned_log_variance``), None when the network
+        has no variance head."""
         t = self._t(t, x_t)
-        out = self.network(x_t, t)[:, : self.channels].float()
+        out = self.network(x_t, t).float()
+        eps = out[:, : self.channels]
         if self.prediction == "v":  # eps = sigma_t x_t + alpha_t v, from x_t = alpha_t x_0 + sigma_t eps
-            shape = (-1,) + (1,) * (x_t.ndim - 1)
-            a = self.schedule.alpha(t.cpu()).to(x_t.device).view(shape)
-            s = self.schedule.sigma(t.cpu()).to(x_t.device).view(shape)
-            out = s * x_t + a * out
-        return out
+            a, s = self._scales(t, x_t)
+            eps = s * x_t + a * eps
+        variance = out[:, self.channels: 2 * self.channels] if out.shape[1] >= 2 * self.channels else None
+        return eps, variance
+
+    def _scales(self, t: torch.Tensor, x_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(alpha_t, sigma_t), float32, shaped to broadcast over x_t: the schedule's at integer t, the
+        continuous VP process's at floating t."""
+        shape = (-1,) + (1,) * (x_t.ndim - 1)
+        if t.is_floating_point():
+            abar = self.schedule.continuous_alpha_bar(t.cpu().double())
+            a, s = abar.sqrt().float(), (1 - abar).sqrt().float()
+        else:
+            a, s = self.schedule.alpha(t.cpu()), self.schedule.sigma(t.cpu())
+        return a.to(x_t.device).view(shape), s.to(x_t.device).view(shape)
 
     def x0(self, x_t: torch.Tensor, t) -> torch.Tensor:
-        """Tweedie's one-step estimate (x_t - sigma_t eps_theta) / alpha_t."""
+        """Tweedie's one-step estimate (x_t - sigma_t eps_theta) / alpha_t (integer t)."""
         t = self._t(t, x_t)
         return self.schedule.x0(x_t, self.eps(x_t, t), t)
 
@@ -93,12 +115,8 @@ class GaussianPrior(Prior):
         self.image_size = image_size
 
     def network(self, x_t, t):
-        a = self.schedule.alpha(t.cpu()).to(x_t.device).view(-1, *[1] * (x_t.ndim - 1))
-        s = self.schedule.sigma(t.cpu()).to(x_t.device).view(-1, *[1] * (x_t.ndim - 1))
+        a, s = self._scales(t, x_t)
         return s * (x_t - a * self.mean) / (a**2 * self.std**2 + s**2)
-
-    def eps(self, x_t, t):
-        return self.network(x_t, self._t(t, x_t)).float()
 
 
 def denoising_error(prior: Prior, x: torch.Tensor, *, fractions: tuple[float, ...], draws: int,

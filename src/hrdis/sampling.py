@@ -2,7 +2,9 @@
 
 x_{t'} = alpha_{t'} x0_hat + sqrt(sigma_{t'}^2 - s^2) eps_hat + s z,
 s = eta * sqrt((sigma_{t'}^2 / sigma_t^2) (1 - alpha_t^2 / alpha_{t'}^2)),
-where x0_hat = (x_t - sigma_t eps_hat) / alpha_t. eta = 0 is deterministic, eta = 1 is DDPM-like.
+where x0_hat = (x_t - sigma_t eps_hat) / alpha_t. eta = 0 is deterministic, eta = 1 is DDPM ancestral
+sampling (its variance s^2 is the posterior variance beta_tilde of the strided schedule, guided-diffusion's
+"fixed small"; ``learned_variance`` takes a learn_sigma network's own, ``learned_log_variance``).
 """
 
 from __future__ import annotations
@@ -14,16 +16,29 @@ from .priors import Prior
 from .randomness import randn
 
 
+def learned_log_variance(v: torch.Tensor, beta: torch.Tensor, beta_tilde: torch.Tensor) -> torch.Tensor:
+    """guided-diffusion's "learned_range" variance: the network's v in [-1, 1] interpolates the log variance
+    between the posterior variance beta_tilde (v = -1) and beta (v = 1) of the step:
+    log var = (v + 1)/2 log beta + (1 - v)/2 log beta_tilde."""
+    frac = (v + 1) / 2
+    return frac * torch.log(beta) + (1 - frac) * torch.log(beta_tilde)
+
+
 def ddim_step(prior: Prior, x: torch.Tensor, t: int, t_next: int | None, eta: float = 0.0,
               generator=None, eps: torch.Tensor | None = None, clip_x0: bool = True,
-              schedule=None) -> tuple[torch.Tensor, torch.Tensor]:
+              schedule=None, learned_variance: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """One DDIM step from t to t_next (None = to the clean image). Returns (x_next, x0_hat).
 
     ``generator``: a ``hrdis.randomness`` source or a torch generator (role "step"); ``schedule``: the
-    alpha_t, sigma_t to step with (default the prior's)."""
+    alpha_t, sigma_t to step with (default the prior's). ``learned_variance`` (eta = 1 only): where the
+    prior has a variance head, the step's noise has the learned variance (``learned_log_variance``, with
+    beta = 1 - alpha_bar_t / alpha_bar_next) instead of beta_tilde; the mean is the same."""
     sched = schedule or prior.schedule
     a, s = sched.alpha(t), sched.sigma(t)
-    if eps is None:
+    variance = None
+    if eps is None and learned_variance and eta == 1:
+        eps, variance = prior.eps_and_variance(x, t)
+    elif eps is None:
         eps = prior.eps(x, t)
     x0 = sched.x0(x, eps, t)
     if clip_x0:
@@ -34,6 +49,8 @@ def ddim_step(prior: Prior, x: torch.Tensor, t: int, t_next: int | None, eta: fl
     a_n, s_n = sched.alpha(t_next), sched.sigma(t_next)
     noise_std = eta * ((s_n**2 / s**2) * (1 - a**2 / a_n**2)).clamp_min(0).sqrt()
     x_next = a_n * x0 + (s_n**2 - noise_std**2).clamp_min(0).sqrt() * eps
+    if variance is not None:
+        noise_std = torch.exp(0.5 * learned_log_variance(variance, 1 - a**2 / a_n**2, noise_std**2))
     if eta > 0:
         x_next = x_next + noise_std * randn(x.shape, generator, x.device)
     return x_next, x0

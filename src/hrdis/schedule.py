@@ -34,6 +34,17 @@ class VPSchedule:
         """sigma_t = sqrt(1 - alpha_bar_t): the noise scale at timestep t (float32)."""
         return (1.0 - self.alpha_bar[torch.as_tensor(t)]).sqrt().float()
 
+    def continuous_alpha_bar(self, t) -> torch.Tensor:
+        """alpha_bar at a continuous timestep t in [0, T - 1] (float64): the VP SDE this schedule discretises
+        (Song et al., 2021), alpha_bar(u) = exp(-(beta_min u + beta_d u^2 / 2)) with u = t / (T - 1),
+        beta_min = T beta_start, beta_d = T (beta_end - beta_start) (0.1 and 19.9 here: EDM's ``VPPrecond``).
+        It is not the discrete alpha_bar_t at integer t (1 at t = 0 against 0.9999; 1.5e-3 apart in eps
+        at t = 250): a network called at continuous t sees inputs scaled by this one."""
+        u = torch.as_tensor(t, dtype=torch.float64) / (self.num_timesteps - 1)
+        beta_min = self.num_timesteps * self.beta_start
+        beta_d = self.num_timesteps * (self.beta_end - self.beta_start)
+        return torch.exp(-(beta_min * u + 0.5 * beta_d * u**2))
+
     def x0(self, x_t: torch.Tensor, eps: torch.Tensor, t) -> torch.Tensor:
         """Tweedie's estimate of the clean image from x_t and a noise prediction: (x_t - sigma_t eps) / alpha_t.
         ``t``: an integer, or one per image ((B,) tensor)."""
@@ -43,15 +54,18 @@ class VPSchedule:
         s = self.sigma(t.cpu()).to(x_t.device).view(shape)
         return (x_t - s * eps) / a
 
-    def in_precision(self, precision: Literal["float64", "float32"]) -> "VPSchedule":
+    def in_precision(self, precision: Literal["float64", "float32", "float32-diffusers"]) -> "VPSchedule":
         """This schedule with alpha_bar accumulated in ``precision``: "float32" is how the RED-diff / HRDIS
-        reference code computes it (``Float32VPSchedule``); the prior itself always converts its
+        reference code computes it (``Float32VPSchedule``), "float32-diffusers" how diffusers' schedulers
+        (DMPlug's code) do (``DiffusersFloat32VPSchedule``); the prior itself always converts its
         prediction with the float64 schedule it was trained with."""
         if precision == "float64":
             return self
         if precision == "float32":
             return Float32VPSchedule(self.beta_start, self.beta_end, self.num_timesteps)
-        raise ValueError(f"schedule precision must be float64 or float32, got {precision!r}")
+        if precision == "float32-diffusers":
+            return DiffusersFloat32VPSchedule(self.beta_start, self.beta_end, self.num_timesteps)
+        raise ValueError(f"schedule precision must be float64, float32 or float32-diffusers, got {precision!r}")
 
     def strided_timesteps(self, steps: int, t_end: int = 0) -> list[int]:
         """The reference code's grid (RED-diff's ``get_timesteps``): ``range(t_end, T, (T - t_end) // steps)``,
@@ -103,3 +117,14 @@ class Float32VPSchedule(VPSchedule):
 
     def sigma(self, t) -> torch.Tensor:
         return (1.0 - self.alpha_bar32[torch.as_tensor(t)]).sqrt()
+
+
+class DiffusersFloat32VPSchedule(Float32VPSchedule):
+    """The schedule as diffusers' DDPM/DDIM schedulers compute it (DMPlug's ``ddim_sampler.py``): the betas
+    spaced by ``torch.linspace`` in float32 itself (not rounded from float64), their cumulative product in
+    float32. Up to 6e-8 from ``Float32VPSchedule``'s alpha_bar."""
+
+    @cached_property
+    def alpha_bar32(self) -> torch.Tensor:
+        betas = torch.linspace(self.beta_start, self.beta_end, self.num_timesteps, dtype=torch.float32)
+        return torch.cumprod(1.0 - betas, dim=0)

@@ -104,6 +104,8 @@ class Task:
     restarts: int = 1  # solve keeps the best of this many seeds by measurement residual
     # (image_size, seed) -> the operator as the official code builds it, where it differs (``official_operator``)
     make_official_operator: Callable[[int, int], operators.Operator] | None = None
+    # the same for the methods' own authors' code (DPS, DMPlug, DAPS: ``variant="authors"``)
+    make_authors_operator: Callable[[int, int], operators.Operator] | None = None
 
     def preset_for(self, image_size: int | None) -> dict:
         """The preset at this image size: Table 5's, with the overrides tuned for that size."""
@@ -113,9 +115,12 @@ class Task:
         return self.tuned.get(image_size, Tuned()).noisy_obs_factors or NOISY_OBS_FACTORS
 
     def operator(self, image_size: int, seed: int = 0, variant: str = "default") -> operators.Operator:
-        """The task's operator for this image size; ``variant="official"`` builds it as the official code does."""
+        """The task's operator for this image size; ``variant="official"`` builds it as the official code does,
+        ``variant="authors"`` as the DPS / DMPlug / DAPS authors' code does."""
         if variant == "official" and self.make_official_operator is not None:
             return self.make_official_operator(image_size, seed)
+        if variant == "authors" and self.make_authors_operator is not None:
+            return self.make_authors_operator(image_size, seed)
         return self.make_operator(image_size, seed)
 
 
@@ -145,7 +150,9 @@ def _tasks() -> dict[str, Task]:
         Task("sr8", "x8 super-resolution, average pooling", lambda n, s: operators.AveragePoolSR(8), SR, {64: SR_64}),
         Task("sr16", "x16 super-resolution, average pooling", lambda n, s: operators.AveragePoolSR(16), SR, {64: SR_64}),
         Task("sr4-bicubic", "x4 super-resolution, bicubic downsampling",
-             lambda n, s: operators.BicubicSR(4, n), SR, {64: SR_64}),
+             lambda n, s: operators.BicubicSR(4, n), SR, {64: SR_64},
+             # the authors' Resizer (DPS, DMPlug, DAPS): mirrored borders
+             make_authors_operator=lambda n, s: operators.BicubicSR(4, n, border="mirror")),
         Task("cs10", "block compressed sensing, 10% of measurements (orthogonal 32x32-block matrix)",
              lambda n, s: operators.BlockCS(0.10, seed=s), CS, {64: CS_64}),
         Task("cs25", "block compressed sensing, 25% of measurements (orthogonal 32x32-block matrix)",
@@ -160,7 +167,8 @@ def _tasks() -> dict[str, Task]:
         Task("phase-retrieval", "Fourier phase retrieval, oversampling 2.0 (best of 4 seeds by measurement residual)",
              lambda n, s: nonlinear.PhaseRetrieval(2.0), PHASE_RETRIEVAL, restarts=PHASE_RETRIEVAL_RESTARTS,
              # the official code pads 64 px (2.0 / 8 of 256) whatever the image size
-             make_official_operator=lambda n, s: nonlinear.PhaseRetrieval(2.0, padding_for_size=256)),
+             make_official_operator=lambda n, s: nonlinear.PhaseRetrieval(2.0, padding_for_size=256),
+             make_authors_operator=lambda n, s: nonlinear.PhaseRetrieval(2.0, padding_for_size=256)),  # DPS's too
         Task("hdr", "high dynamic range: y = clip(2x, -1, 1)", lambda n, s: nonlinear.HDR(), HIGH_DYNAMIC_RANGE,
              {64: HIGH_DYNAMIC_RANGE_64}),
         Task("deblur-nonlinear", "nonlinear deblurring: a fixed motion blur (as deblur-motion) in linear light "

@@ -22,11 +22,14 @@ def run(args) -> None:
                         + (f", noisy_obs_factors={o.noisy_obs_factors}" if o.noisy_obs_factors else "")
                         for size, o in t.tuned.items())
         print(f"  {t.name:16s} {t.description}  [{_format_params(t.preset)}{tuned}]")
-    print("methods (--variant official: as the official code runs them):")
+    print("methods (--variant official: as the HRDIS paper's code runs them; --variant authors: as their "
+          "authors' code does):")
     for m in METHODS.values():
         print(f"  {m.name:16s} {m.description}")
         if m.config.OFFICIAL:
             print(f"  {'':16s} official: {_format_params(m.config.OFFICIAL)} ({m.config.OFFICIAL_SOURCE})")
+        if m.config.AUTHORS:
+            print(f"  {'':16s} authors: {_format_params(m.config.AUTHORS)} ({m.config.AUTHORS_SOURCE})")
     print("noise: none, gaussian:SIGMA, poisson:LEVEL, speckle:SIGMA")
     prior = load_prior_arg(args)
     print(f"prior: {prior.describe()}")

@@ -16,8 +16,9 @@ from ..solvers import VARIANTS
 def add_method_args(p: argparse.ArgumentParser) -> None:
     """--variant and --set: which form of the method runs, and any parameter of its config."""
     p.add_argument("--variant", choices=VARIANTS, default="default",
-                   help="'official': run each method as its official code does (each difference is a parameter "
-                   "of its config, see `hrdis info`); default: as its paper describes it")
+                   help="'official': run each method as the HRDIS paper's code does; 'authors': as the method's own "
+                   "authors' code does (DPS, DMPlug, DAPS); each difference is a parameter of its config, see "
+                   "`hrdis info`; default: as its paper describes it")
     p.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
                    help="any parameter of the method's config, e.g. --set timestep_grid=strided (repeatable; "
                    "VALUE is read as JSON when it parses, else as text)")

@@ -5,7 +5,10 @@ are sets of overrides checked against them, the CLI, ``bench`` and ``ablate`` bu
 ``SolverConfig.build``, and a parameter a method does not take is a one-line error.
 
 Each config also names the settings that reproduce its method's reference code (``OFFICIAL``): the
-*official* variant. Every entry there is an ordinary field, so each difference can be set on its own.
+*official* variant, the code behind the HRDIS paper's tables (deng-ai-lab/HRDIS, a fork of NVlabs/RED-diff).
+Methods whose own authors published code also name the settings that reproduce that code (``AUTHORS``):
+the *authors* variant (DPS, DMPlug, DAPS). Every entry of either is an ordinary field, so each difference
+can be set on its own.
 """
 
 from __future__ import annotations
@@ -15,16 +18,19 @@ import difflib
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-VARIANTS = ("default", "official")
+VARIANTS = ("default", "official", "authors")
 
 
 @dataclass(frozen=True)
 class SolverConfig:
-    """Base of every method's config. ``OFFICIAL``: the field values of the official variant."""
+    """Base of every method's config. ``OFFICIAL``, ``AUTHORS``: the field values of the official and the
+    authors' variants (empty: that variant is the default)."""
 
     OFFICIAL: ClassVar[dict[str, Any]] = {}
     # Which code the official variant reproduces (for docs and errors).
     OFFICIAL_SOURCE: ClassVar[str] = ""
+    AUTHORS: ClassVar[dict[str, Any]] = {}
+    AUTHORS_SOURCE: ClassVar[str] = ""
     # Fields whose defaults define the method, so a task's preset does not change them (RED-diff's 1000
     # steps and beta = 1 stay RED-diff's on every task).
     DEFINING: ClassVar[tuple[str, ...]] = ()
@@ -47,14 +53,14 @@ class SolverConfig:
     @classmethod
     def build(cls, method: str, params: dict, variant: str = "default", preset: dict | None = None) -> "SolverConfig":
         """The config of ``method``: its defaults, then a task's ``preset`` (except the ``DEFINING`` fields),
-        then (``variant="official"``) ``OFFICIAL``, then ``params``, each over the last."""
+        then the variant's fields (``OFFICIAL`` or ``AUTHORS``), then ``params``, each over the last."""
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
         preset = {k: v for k, v in (preset or {}).items() if k not in cls.DEFINING}
         cls.check_names(method, preset)
         cls.check_names(method, params)
-        official = dict(cls.OFFICIAL) if variant == "official" else {}
-        return cls(**{**preset, **official, **params})
+        fields = {"default": {}, "official": cls.OFFICIAL, "authors": cls.AUTHORS}[variant]
+        return cls(**{**preset, **fields, **params})
 
     def replace(self, **changes) -> "SolverConfig":
         type(self).check_names(type(self).__name__, changes)

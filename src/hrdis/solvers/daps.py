@@ -39,6 +39,16 @@ Differences from the official code (zhangbingliang2019/DAPS, ``sampler.py``, ``c
   lr is slightly larger;
 - the sigma-to-timestep snapping above (the official code calls an EDM-preconditioned network at any sigma);
 - the official code returns zeros when the Langevin steps diverge; here that is an error that says to lower lr.
+
+The authors' variant (``DAPSConfig.AUTHORS``, ``variant="authors"``) runs DAPS as their code does, each
+difference a field: the network called at the continuous timestep of each noise level with EDM's
+``VPPrecond`` scalings (``network_time="continuous"``: input x / sqrt(1 + sigma^2), timestep
+(T - 1) t_VP(sigma), the prior's continuous-time scales, ``Prior.eps`` at a float t; the ODE then runs on
+the exact poly-7 grid); the annealing grid of N + 1 poly-7 levels whose last, sigma_min, is dropped, in
+float32 (``annealing_grid="drop_sigma_min"``); lr_k decaying over k / (N + 1) (``lr_decay="n_plus_one"``);
+the unclamped result (``clamp_result``); their data term ||y - A(x)||^2 / tau^2 with tau = 0.01, the same
+gradient as the default's, computed as they do (``data_term="authors"``). Measured on the DAPS fixtures
+(``scripts/parity.py ../shared/fixtures/parity-daps``): docs/RESULTS.md, "Faithfulness".
 """
 
 from __future__ import annotations
@@ -54,7 +64,7 @@ from ..priors import Prior
 from ..randomness import Randomness, noise_source, randn
 from .base import SolveResult, check_inputs, check_positive, check_positive_int
 from ._common import image_shape
-from .config import SolverConfig
+from .config import SolverConfig, check_choice
 from .steplog import StepCallback, StepLog
 
 # The official code's pixel-space Langevin settings (configs/task/*.yaml, "pixel"): step size lr and
@@ -85,6 +95,14 @@ class DAPSConfig(SolverConfig):
     lr: the Langevin step size at the first level; lr_min_ratio: its fraction at the last level.
     tau: the measurement noise the likelihood assumes, in units of y.
     clamp_result: clamp the returned sample to [-1, 1].
+    network_time: "snapped" (each noise level snapped to the nearest integer VP timestep, the network as
+        trained) or "continuous" (the authors' EDM preconditioning: the network at the continuous timestep
+        of each exact level, ``continuous_denoiser``).
+    annealing_grid: "to_sigma_min" (``steps`` poly-7 levels from sigma_max to sigma_min) or
+        "drop_sigma_min" (``steps`` + 1 poly-7 levels, the last dropped, rounded to float32: the authors').
+    lr_decay: "n" (lr_k = lr (1 + k / N (lr_min_ratio - 1))) or "n_plus_one" (k / (N + 1), the authors').
+    data_term: "gaussian" (||y - A(x)||^2 / (2 tau^2), the paper's likelihood) or "authors" (||y - A(x)||^2 /
+        tau^2 with the authors' tau = 0.01, their score computed term by term as they do).
     """
 
     steps: int = 250
@@ -97,8 +115,20 @@ class DAPSConfig(SolverConfig):
     lr_min_ratio: float = 0.01
     tau: float = 0.01 / math.sqrt(2)
     clamp_result: bool = True
+    network_time: str = "snapped"
+    annealing_grid: str = "to_sigma_min"
+    lr_decay: str = "n"
+    data_term: str = "gaussian"
+
+    AUTHORS: ClassVar[dict] = dict(network_time="continuous", annealing_grid="drop_sigma_min", lr_decay="n_plus_one",
+                                   clamp_result=False, data_term="authors", tau=0.01)
+    AUTHORS_SOURCE: ClassVar[str] = "zhangbingliang2019/DAPS sampler.py DAPS.sample (the DAPS authors' code, pixel space)"
 
     def __post_init__(self):
+        check_choice("network_time", self.network_time, ("snapped", "continuous"))
+        check_choice("annealing_grid", self.annealing_grid, ("to_sigma_min", "drop_sigma_min"))
+        check_choice("lr_decay", self.lr_decay, ("n", "n_plus_one"))
+        check_choice("data_term", self.data_term, ("gaussian", "authors"))
         check_positive_int("steps", self.steps)
         check_positive_int("ode_steps", self.ode_steps)
         check_positive_int("langevin_steps", self.langevin_steps)
@@ -178,17 +208,59 @@ def probability_flow(prior: Prior, x: torch.Tensor, sigma: float, sigma_end: flo
     return x, evaluations
 
 
-def langevin(x0_hat: torch.Tensor, y: torch.Tensor, operator: Operator, r: float, lr: float, c: DAPSConfig,
-             source) -> tuple[torch.Tensor, torch.Tensor]:
-    """Langevin samples of N(x; x0_hat, r^2 I) exp(-||y - A(x)||^2 / (2 tau^2)), started at x0_hat.
-    Returns (the sample, its per-image misfit ||y - A(x)||)."""
+def continuous_timestep(sigma: torch.Tensor, schedule) -> torch.Tensor:
+    """The continuous VP timestep (T - 1) t_VP of EDM noise level sigma (EDM's ``VPPrecond.sigma_inv``,
+    float32 as there): t_VP = (sqrt(beta_min^2 + 2 beta_d log(1 + sigma^2)) - beta_min) / beta_d, the
+    inverse of sigma(t) = sqrt(1 / alpha_bar(t) - 1) for ``VPSchedule.continuous_alpha_bar``."""
+    beta_min = schedule.num_timesteps * schedule.beta_start
+    beta_d = schedule.num_timesteps * (schedule.beta_end - schedule.beta_start)
+    u = ((beta_min**2 + 2 * beta_d * (1 + sigma**2).log()).sqrt() - beta_min) / beta_d
+    return (schedule.num_timesteps - 1) * u
+
+
+def continuous_denoiser(prior: Prior, x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """D(x, sigma) with EDM's ``VPPrecond`` (the DAPS authors' network): eps at the continuous timestep of
+    sigma for the input x / sqrt(1 + sigma^2), D = x - sigma eps."""
+    sigma = torch.tensor(sigma, dtype=torch.float32)
+    c_in = 1 / (sigma**2 + 1).sqrt()
+    t = continuous_timestep(sigma, prior.schedule)
+    return x - sigma.to(x.device) * prior.eps(c_in.to(x.device) * x, t.expand(x.shape[0]).to(x.device))
+
+
+def continuous_probability_flow(prior: Prior, x: torch.Tensor, sigma: float, sigma_end: float,
+                                steps: int) -> tuple[torch.Tensor, int]:
+    """Euler steps of dx/dsigma = (x - D(x, sigma)) / sigma on the exact poly-7 grid from ``sigma`` to
+    ``sigma_end``, D the ``continuous_denoiser`` (as the authors' torchdiffeq Euler with their score). The
+    grid is computed in float32 as the authors' EDM scheduler does (its end points then sit 1e-7 relative
+    off sigma and sigma_end)."""
+    r = torch.linspace(0, 1, steps + 1)
+    hi, lo = torch.tensor(sigma) ** (1 / 7), torch.tensor(sigma_end) ** (1 / 7)
+    grid = ((hi + r * (lo - hi)) ** 7).tolist()
+    for s, s_next in zip(grid, grid[1:]):
+        t32 = torch.tensor(s, dtype=torch.float32)
+        score = (continuous_denoiser(prior, x, s) - x) / t32**2
+        x = x + (s_next - s) * (-t32 * score)
+    return x, steps
+
+
+def langevin(x0_hat: torch.Tensor, x_t: torch.Tensor, y: torch.Tensor, operator: Operator, r: float, lr: float,
+             c: DAPSConfig, source) -> tuple[torch.Tensor, torch.Tensor]:
+    """Langevin samples of N(x; x0_hat, r^2 I) exp(-||y - A(x)||^2 / (2 tau^2)), started at x0_hat (with
+    ``data_term="authors"``: exp(-||y - A(x)||^2 / tau^2), the authors' score term by term:
+    -grad / tau^2 + (x_t - x) / r^2 + (x0_hat - x_t) / r^2). Returns (the sample, its per-image misfit)."""
     x = x0_hat.clone()
     for _ in range(c.langevin_steps):
         x = x.detach().requires_grad_(True)
-        misfit = (y - operator(x)).flatten(1).pow(2).sum(1)
-        (grad,) = torch.autograd.grad(misfit.sum() / (2 * c.tau**2), x)
+        if c.data_term == "authors":
+            (grad,) = torch.autograd.grad((operator(x) - y).pow(2).sum(), x)
+            with torch.no_grad():
+                score = -grad / c.tau**2 + (x_t - x) / r**2 + (x0_hat - x_t) / r**2
+        else:
+            misfit = (y - operator(x)).flatten(1).pow(2).sum(1)
+            (grad,) = torch.autograd.grad(misfit.sum() / (2 * c.tau**2), x)
+            with torch.no_grad():
+                score = -grad - (x - x0_hat) / r**2
         with torch.no_grad():
-            score = -grad - (x - x0_hat) / r**2
             x = x + lr * score + math.sqrt(2 * lr) * randn(x.shape, source, x.device, role="langevin")
     with torch.no_grad():
         misfit = (y - operator(x)).flatten(1).norm(dim=1)
@@ -217,7 +289,11 @@ def daps(
         raise ValueError(f"DAPS's sigma range [{c.sigma_ode_min}, {c.sigma_max}] lies outside the prior's "
                          f"[{sigmas[0].item():.3g}, {sigmas[-1].item():.3g}]; choose sigma_max and sigma_ode_min "
                          "within it")
-    levels = poly7_grid(c.sigma_max, c.sigma_min, c.steps) + [0.0]
+    if c.annealing_grid == "to_sigma_min":
+        levels = poly7_grid(c.sigma_max, c.sigma_min, c.steps) + [0.0]
+    else:
+        levels = [float(torch.tensor(v, dtype=torch.float32)) for v in poly7_grid(c.sigma_max, c.sigma_min, c.steps + 1)]
+        levels = levels[:-1] + [0.0]
     log = StepLog("daps", reference=reference, progress=progress, callback=callback)
     source = noise_source(seed, y.shape[0], randomness)
     x = c.sigma_max * randn(image_shape(y, operator), source, y.device, role="initial")
@@ -226,11 +302,14 @@ def daps(
 
     for k, sigma in log.steps(levels[:-1]):
         with torch.no_grad():
-            x0_hat, evaluations = probability_flow(prior, x, sigma, c.sigma_ode_min, c.ode_steps, sigmas)
+            if c.network_time == "continuous":
+                x0_hat, evaluations = continuous_probability_flow(prior, x, sigma, c.sigma_ode_min, c.ode_steps)
+            else:
+                x0_hat, evaluations = probability_flow(prior, x, sigma, c.sigma_ode_min, c.ode_steps, sigmas)
         nfe += evaluations
-        ratio = k / c.steps
+        ratio = k / (c.steps + 1 if c.lr_decay == "n_plus_one" else c.steps)
         lr = c.lr * (1 + ratio * (c.lr_min_ratio - 1))
-        x0_y, misfit = langevin(x0_hat, y, operator, sigma, lr, c, source)
+        x0_y, misfit = langevin(x0_hat, x, y, operator, sigma, lr, c, source)
         if not torch.isfinite(x0_y).all():
             raise ValueError(f"DAPS's Langevin steps diverged at sigma {sigma:.3g} (lr {lr:.3g}); lower lr")
         x = x0_y + levels[k + 1] * randn(x0_y.shape, source, y.device, role="step") if levels[k + 1] > 0 else x0_y

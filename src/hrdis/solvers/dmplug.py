@@ -20,6 +20,18 @@ return the iterate x^(k*) at which the minimum was reached. Each image of a batc
 variance; the loop ends when every image has stopped (or after ``steps`` iterations: then images that
 never stopped return their last iterate).
 
+Differences from the DMPlug authors' code (sun-umn/DMPlug, ``sr_inp_nonlinear.py`` ``dmplug()``), each a
+field that the authors' variant (``DMPlugConfig.AUTHORS``, ``variant="authors"``) sets:
+- ES-WMV does not exist there: the code runs a fixed 5,000 iterations (``early_stopping=False``,
+  ``steps=5000``) and keeps the iterate with the best PSNR against the ground truth, an oracle a real
+  restoration cannot run (``oracle_result``: the result is then that iterate; it needs ``reference``);
+- its loss is one mean over the whole batch (``loss_reduction="batch_mean"``; here one mean per image,
+  summed, so images of a batch do not interact; the same for one image);
+- its scheduler is diffusers' DDIM, alpha_bar accumulated in float32 from float32 betas
+  (``schedule_precision="float32-diffusers"``).
+Measured on the DMPlug fixtures (``scripts/parity.py ../shared/fixtures/parity-dmplug``): docs/RESULTS.md,
+"Faithfulness".
+
 ``SolveResult.extras``: "es_step" (per image, the iteration whose iterate ``image`` is: the ES-WMV
 selection), "stopped_at" (the last iteration run); with a ``reference`` only, the *oracle* a paper's
 best-PSNR figures report: "oracle_image" (per image, the iterate of highest PSNR against the
@@ -31,6 +43,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -39,7 +52,7 @@ from ..priors import Prior
 from ..sampling import ddim_step
 from ..randomness import Randomness, noise_source, randn
 from .base import SolveResult, check_inputs, check_positive, check_positive_int, squared_misfit
-from .config import SolverConfig
+from .config import SolverConfig, check_choice
 from .steplog import StepCallback, StepLog
 from ._common import check_grid, image_shape, next_timestep, psnr_per_image
 
@@ -115,11 +128,11 @@ def es_wmv(iterates: Iterable[torch.Tensor], window: int = 100, patience: int = 
     return stop
 
 
-def reverse_process(prior: Prior, z: torch.Tensor, timesteps: list[int]) -> torch.Tensor:
+def reverse_process(prior: Prior, z: torch.Tensor, timesteps: list[int], schedule=None) -> torch.Tensor:
     """R(z): deterministic DDIM from x_{t_1} = z to the clean image, differentiable in z."""
     x = z
     for i, t in enumerate(timesteps):
-        x, _ = ddim_step(prior, x, t, next_timestep(timesteps, i), eta=0.0)
+        x, _ = ddim_step(prior, x, t, next_timestep(timesteps, i), eta=0.0, schedule=schedule)
     return x.clamp(-1, 1)
 
 
@@ -139,6 +152,11 @@ class DMPlugConfig(SolverConfig):
     lr: Adam's learning rate on z.
     early_stopping: use ES-WMV; if False, run every iteration and return the last iterate.
     window, patience: ES-WMV's W and P (iterations).
+    oracle_result: return the iterate of highest PSNR against ``reference`` (the authors' code; an oracle
+        that needs the clean image, for reproducing their figures, never a restoration).
+    loss_reduction: "per_image" (each image's mean squared misfit, summed over the batch) or "batch_mean"
+        (one mean over the whole batch, the authors' ``MSELoss``).
+    schedule_precision: "float64", "float32" or "float32-diffusers" (``VPSchedule.in_precision``).
     """
 
     steps: int = 300
@@ -147,11 +165,20 @@ class DMPlugConfig(SolverConfig):
     early_stopping: bool = True
     window: int = 100
     patience: int = 100
+    oracle_result: bool = False
+    loss_reduction: str = "per_image"
+    schedule_precision: str = "float64"
+
+    AUTHORS: ClassVar[dict] = dict(steps=5000, early_stopping=False, oracle_result=True, loss_reduction="batch_mean",
+                                   schedule_precision="float32-diffusers")
+    AUTHORS_SOURCE: ClassVar[str] = "sun-umn/DMPlug sr_inp_nonlinear.py dmplug() (the DMPlug authors' code)"
 
     def __post_init__(self):
         for name in ("steps", "ddim_steps", "window", "patience"):
             check_positive_int(name, getattr(self, name))
         check_positive("lr", self.lr)
+        check_choice("loss_reduction", self.loss_reduction, ("per_image", "batch_mean"))
+        check_choice("schedule_precision", self.schedule_precision, ("float64", "float32", "float32-diffusers"))
 
 
 def dmplug(
@@ -171,6 +198,10 @@ def dmplug(
     records per-step PSNR and the oracle in ``extras`` (never used to choose ``image``)."""
     c = config or DMPlugConfig()
     check_inputs(y, operator, prior, c.steps)
+    if c.oracle_result and reference is None:
+        raise ValueError("DMPlug's oracle_result (the authors' best-PSNR iterate) needs the clean image: pass "
+                         "reference=, or set oracle_result=False")
+    schedule = prior.schedule.in_precision(c.schedule_precision)
     check_grid(c.ddim_steps, prior.schedule)
     stop = WindowedVarianceStop(c.window, c.patience)
     log = StepLog("dmplug", reference=reference, progress=progress, callback=callback)
@@ -181,10 +212,10 @@ def dmplug(
 
     x_init, oracle, oracle_psnr, oracle_step = None, None, None, None
     for k, _ in log.steps(range(c.steps)):
-        x = reverse_process(prior, z, timesteps)
+        x = reverse_process(prior, z, timesteps, schedule)
         misfit = squared_misfit(y, operator, x)  # per image, summed: images do not interact
         optimizer.zero_grad(set_to_none=True)
-        misfit.sum().backward()
+        (misfit.sum() if c.loss_reduction == "per_image" else misfit.mean()).backward()
         optimizer.step()
 
         x = x.detach()  # x^(k) = R(z^(k)), the iterate the loss was computed on
@@ -210,6 +241,8 @@ def dmplug(
     extras = {"es_step": es_step.tolist(), "stopped_at": k}
     if reference is not None:
         extras.update(oracle_image=oracle, oracle_step=oracle_step.tolist())
+    if c.oracle_result:
+        image = oracle
 
     return log.result(image, x_init, nfe=iterations * c.ddim_steps, backprop=True, params={**c.as_dict(), "seed": seed},
                       extras=extras)

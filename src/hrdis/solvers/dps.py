@@ -19,11 +19,19 @@ Fewer than T steps use a strided grid with the respaced betas 1 - alpha_bar_t / 
 (guided-diffusion's respacing); the DDPM posterior step is then exactly DDIM with eta = 1
 (Song et al., 2021), which ``sampling.ddim_step`` implements, clipping x0_hat as the authors' code.
 
-Differences from the DPS authors' code:
+Differences from the DPS authors' code (DPS2022/diffusion-posterior-sampling), each a field that the
+authors' variant (``DPSConfig.AUTHORS``, ``variant="authors"``) sets:
 - the norm is per image (summed over the batch), so a batch of B problems takes the same steps as
-  B runs of one; the authors' code takes one norm over the whole batch;
+  B runs of one; the authors' code takes one norm over the whole batch (``misfit_reduction="batch"``);
 - the DDPM variance is the posterior variance beta_tilde_t (guided-diffusion's "fixed small"); the
-  authors' FFHQ/ImageNet checkpoints interpolate a learned variance between beta_tilde_t and beta_t.
+  authors' FFHQ/ImageNet checkpoints interpolate a learned variance between beta_tilde_t and beta_t
+  (``learned_variance``: used where the prior has a variance head, ``Prior.variance_interpolation``);
+- the result is clamped to [-1, 1]; theirs is not (``clamp_result``);
+- their code draws noise it does not use: the DDPM noise at t = 0 and, every step, a q_sample draw shaped
+  like y (``unused_draws``: drawn too, role "unused", so a seeded run consumes its stream as theirs does).
+The authors' sampler otherwise is this one: the even grid round(k (T - 1) / (N - 1)) (guided-diffusion's
+``space_timesteps``), eta 1, x0_hat clipped inside the gradient, zeta grad ||r|| unsquared. Measured on the
+DPS fixtures (``scripts/parity.py ../shared/fixtures/parity-dps``): docs/RESULTS.md, "Faithfulness".
 
 The official variant (``DPSConfig.OFFICIAL``) is DPS as the HRDIS paper's code (RED-diff's ``algos/dps.py``)
 runs it: DDIM with ``eta`` 0, a step of 0.1 / ||y - A(x0_hat)|| on the squared norm, per image, no clipping
@@ -63,6 +71,13 @@ class DPSConfig(SamplerConfig):
     eta: the DDIM stochasticity of the prior step (1 = DDPM ancestral sampling).
     clip_x0: clip x0_hat to [-1, 1] in the prior step.
     start: "noise" (x_T ~ N(0, I)) or "pinv" (sqrt(alpha_bar_T) A^+ y + sqrt(1 - alpha_bar_T) z).
+    misfit_reduction: "per_image" (one norm per image, summed: images of a batch do not interact) or
+        "batch" (one norm over the whole batch, the DPS authors' code).
+    learned_variance: with a prior that has a variance head (learn_sigma checkpoints), the DDPM step's
+        variance is the learned interpolation between beta_tilde_t and beta_t (guided-diffusion's
+        "learned_range"); otherwise, and when False, beta_tilde_t. Only for eta = 1.
+    unused_draws: also draw the noise the DPS authors' code draws and never uses (the DDPM noise at t = 0,
+        one draw shaped like y per step), so that a seeded run consumes its noise stream as theirs does.
     """
 
     steps: int = 1000
@@ -71,10 +86,16 @@ class DPSConfig(SamplerConfig):
     eta: float = 1.0
     clip_x0: bool = True
     start: str = "noise"
+    misfit_reduction: str = "per_image"
+    learned_variance: bool = False
+    unused_draws: bool = False
 
     OFFICIAL: ClassVar[dict] = dict(REFERENCE_SAMPLER, step_size=0.1, misfit="squared_norm", eta=0.0, clip_x0=False,
                                     start="pinv")
     OFFICIAL_SOURCE: ClassVar[str] = "NVlabs/RED-diff algos/dps.py (as forked by deng-ai-lab/HRDIS)"
+    AUTHORS: ClassVar[dict] = dict(clamp_result=False, misfit_reduction="batch", learned_variance=True,
+                                   unused_draws=True)
+    AUTHORS_SOURCE: ClassVar[str] = "DPS2022/diffusion-posterior-sampling (the DPS authors' code, sampler ddpm)"
 
     def __post_init__(self):
         super().__post_init__()
@@ -82,6 +103,7 @@ class DPSConfig(SamplerConfig):
         check_choice("misfit", self.misfit, ("norm", "squared_norm"))
         check_unit_interval("eta", self.eta)
         check_choice("start", self.start, ("noise", "pinv"))
+        check_choice("misfit_reduction", self.misfit_reduction, ("per_image", "batch"))
 
 
 def task_step_size(task_name: str) -> float:
@@ -123,9 +145,16 @@ def dps(
 
     for i, t in log.steps(timesteps):
         x = x.detach().requires_grad_(True)
-        x_prev, x0 = ddim_step(prior, x, t, next_timestep(timesteps, i), eta=c.eta, generator=source,
-                               clip_x0=c.clip_x0, schedule=schedule)
+        t_next = next_timestep(timesteps, i)
+        x_prev, x0 = ddim_step(prior, x, t, t_next, eta=c.eta, generator=source, clip_x0=c.clip_x0,
+                               schedule=schedule, learned_variance=c.learned_variance)
+        if c.unused_draws:
+            if t_next is None:
+                randn(x.shape, source, x.device, role="step")  # their DDPM noise at t = 0, not added
+            randn(y.shape, source, y.device, role="unused")  # their q_sample of y, unread by "ps"
         residual = (y - operator(x0)).flatten(1)
+        if c.misfit_reduction == "batch":
+            residual = residual.reshape(1, -1)
         if c.misfit == "norm":
             misfit = residual.norm(dim=1)  # ||y - A(x0_hat)|| per image
             (grad,) = torch.autograd.grad(misfit.sum(), x)
