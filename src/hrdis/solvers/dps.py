@@ -48,7 +48,7 @@ import torch
 
 from ..operators import Operator
 from ..priors import Prior
-from ..randomness import Randomness, noise_source
+from ..randomness import Randomness, noise_source, randn
 from ..sampling import ddim_step
 from .base import SolveResult, check_inputs, check_unit_interval
 from ._common import (REFERENCE_SAMPLER, SamplerConfig, check_grid, check_non_negative, next_timestep, sampler_start,
