@@ -46,20 +46,44 @@ def _has_transparency(im: Image.Image) -> bool:
     return alpha.getextrema()[0] < 255
 
 
-def crop_box(width: int, height: int, below_centre: float = 0.04) -> tuple[int, int, int, int]:
-    """The square of the short side that ``face_crop`` takes: centred ``below_centre`` x height below the
-    image centre (keeps the whole face of an aligned CelebA crop)."""
+# Face crops: how large the face appears against CelebA's crop (the bundled prior's training crop). "tight" makes
+# the face fill about 20% more of the frame (about FFHQ's and CelebA-HQ's alignment), "loose" about 20% less.
+CROPS = {"celeba": 1.0, "tight": 1.2, "loose": 0.8}
+
+
+def crop_box(width: int, height: int, below_centre: float = 0.04, zoom: float = 1.0) -> tuple[int, int, int, int]:
+    """The square that ``face_crop`` takes. At ``zoom`` 1, the square of the short side, centred
+    ``below_centre`` x height below the image centre (keeps the whole face of an aligned CelebA crop).
+    Another ``zoom`` scales that square's side by 1 / zoom about its centre: above 1 the face fills more of the
+    frame, below 1 less, and the square may then reach outside the image (``face_crop`` pads it)."""
     side = min(width, height)
     top = int(round((height - side) / 2 + below_centre * height))
     top = max(0, min(height - side, top))
     left = (width - side) // 2
-    return left, top, left + side, top + side
+    if zoom == 1.0:
+        return left, top, left + side, top + side
+    if zoom <= 0:
+        raise ValueError(f"zoom must be positive, got {zoom}")
+    new_side = max(1, int(round(side / zoom)))
+    left = int(round(left + (side - new_side) / 2))
+    top = int(round(top + (side - new_side) / 2))
+    return left, top, left + new_side, top + new_side
 
 
-def face_crop(im: Image.Image, size: int, below_centre: float = 0.04) -> Image.Image:
-    """Square crop of the short side (``crop_box``), resized to ``size`` (Lanczos)."""
-    box = crop_box(*im.size, below_centre=below_centre)
-    return im.crop(box).resize((size, size), Image.Resampling.LANCZOS)
+def face_crop(im: Image.Image, size: int, below_centre: float = 0.04, crop: str = "celeba") -> Image.Image:
+    """Square crop (``crop_box`` at ``CROPS[crop]``), resized to ``size`` (Lanczos). Where a loose crop reaches
+    outside the image, the image is extended by reflection (as FFHQ's alignment pads, without its blur), so no
+    flat border appears that the face prior never saw."""
+    if crop not in CROPS:
+        raise ValueError(f"unknown crop {crop!r}; choose one of {', '.join(CROPS)}")
+    left, top, right, bottom = crop_box(*im.size, below_centre=below_centre, zoom=CROPS[crop])
+    w, h = im.size
+    pad = (max(0, -left), max(0, right - w), max(0, -top), max(0, bottom - h))  # left, right, top, bottom
+    if any(pad):
+        arr = np.pad(np.asarray(im.convert("RGB")), ((pad[2], pad[3]), (pad[0], pad[1]), (0, 0)), mode="reflect")
+        im = Image.fromarray(arr)
+        left, top, right, bottom = left + pad[0], top + pad[2], right + pad[0], bottom + pad[2]
+    return im.crop((left, top, right, bottom)).resize((size, size), Image.Resampling.LANCZOS)
 
 
 def pil_to_tensor(im: Image.Image) -> torch.Tensor:

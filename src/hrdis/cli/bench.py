@@ -21,6 +21,10 @@ def add_parser(sub) -> None:
                       "nonlinear (Table 4/11), noisy (inpainting under four noise models)")
     b.add_argument("--methods", required=True, help="comma-separated method names")
     b.add_argument("--images", help="a folder or .tar of clean images (required unless --render-only)")
+    b.add_argument("--crop", default="celeba", choices=list(images.CROPS),
+                   help="the square face crop taken from each image: celeba (default; the bundled prior's training "
+                   "crop), tight (the face fills about 20%% more of the frame, about FFHQ's alignment) or loose "
+                   "(about 20%% less, edges extended by reflection); rows record it")
     b.add_argument("--first", type=int, help="first file number to use (CelebA held-out faces: 9901)")
     b.add_argument("--n", "--num-images", dest="n", type=int, default=100,
                    help="number of images (spell it --num-images under torchrun, whose parser claims --n)")
@@ -77,7 +81,7 @@ def run(args) -> int:
         images.check_output_path(Path(args.out) / "rows.jsonl", "--out")
         prior = load_prior_arg(args)
         lpips_model, inception = _perceptual_models(args, prior_device(prior))
-        bench_images = bench.load_bench_images(args.images, prior.image_size, args.n, args.first)
+        bench_images = bench.load_bench_images(args.images, prior.image_size, args.n, args.first, crop=args.crop)
         params = {**(steps_override(args.steps) or {}), **method_params(args)}
         bench.run_bench(prior, columns, methods, bench_images, args.out, seed=args.seed, figures=args.figures,
                         params=params, rank=rank, world=world, lpips_model=lpips_model, inception=inception)

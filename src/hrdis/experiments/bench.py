@@ -208,17 +208,22 @@ class BenchImage:
     name: str
     index: int
     image: torch.Tensor  # (1, 3, size, size) in [-1, 1]
+    crop: str = "celeba"  # the face crop taken (images.CROPS); rows record it
 
 
-def load_bench_images(source: str, size: int, n: int, first: int | None = None) -> list[BenchImage]:
-    """``n`` images face-cropped to ``size``: files numbered ``first``.. (CelebA-style names), or the
-    first ``n`` in name order when ``first`` is None."""
+def load_bench_images(source: str, size: int, n: int, first: int | None = None,
+                      crop: str = "celeba") -> list[BenchImage]:
+    """``n`` images face-cropped (``images.face_crop``, ``crop`` one of ``images.CROPS``) to ``size``: files
+    numbered ``first``.. (CelebA-style names), or the first ``n`` in name order when ``first`` is None."""
+    if crop not in images.CROPS:
+        raise ValueError(f"unknown crop {crop!r}; choose one of {', '.join(images.CROPS)}")
     out = []
     for i, (name, im) in enumerate(images.iter_image_source(source)):
         num = images.image_stem_number(name)
         if first is not None and (num is None or num < first):
             continue
-        out.append(BenchImage(name, num if num is not None else i, images.pil_to_tensor(images.face_crop(im, size))))
+        out.append(BenchImage(name, num if num is not None else i,
+                              images.pil_to_tensor(images.face_crop(im, size, crop=crop)), crop))
         if len(out) == n:
             break
     if len(out) < n:
@@ -279,6 +284,7 @@ def run_cells(prior: Prior, columns: list[Column], methods: list[str], bench_ima
     rows = [r for r in all_rows(out) if not is_error(r)]  # error rows are retried
     size = bench_images[0].image.shape[-1]
     check_same_params(rows, columns, methods, params or {}, size, out)
+    check_same_crop(all_rows(out), bench_images, out)
     done = {r["key"] for r in rows}
     runnable = {(c.task, m) for c in columns for m in methods if applicable(m, c.task, size)}
     # A rank takes every world-th (column, image) with all its methods, so slow and fast methods mix on every rank.
@@ -306,7 +312,7 @@ def run_cells(prior: Prior, columns: list[Column], methods: list[str], bench_ima
                            f"failed: {fields['error']} (written as an error row; a re-run retries it)",
                            file=sys.stderr)
             row = {"key": key, "task": col.task, "column": col.label, "tag": col.tag, "method": method,
-                   "image": im.name, "noise": col.noise, "seed": seed,
+                   "image": im.name, "crop": im.crop, "noise": col.noise, "seed": seed,
                    "variant": (params or {}).get("variant", "default"), **fields, "device": str(device),
                    "precision": precision, "rank": rank, **(extra or {})}
             f.write(json.dumps(row, default=str) + "\n")
@@ -344,6 +350,18 @@ def check_same_params(rows: list[dict], columns: list[Column], methods: list[str
             what = ", ".join(f"{k} {a} (now {b})" for k, (a, b) in diff.items())
             raise ValueError(f"{out} holds {r['method']} rows for {r['column']} made with {what}; use a new --out "
                              f"(or delete those rows) so the tables do not mix the two settings")
+
+
+def check_same_crop(rows: list[dict], bench_images: list[BenchImage], out: Path) -> None:
+    """Refuse to add cells of one face crop to a folder whose rows used another: cell keys name the image file,
+    not its crop, so the other crop's cells would pass for done. Rows that record no crop were made on the
+    CelebA crop."""
+    crops = {im.crop for im in bench_images}
+    for r in rows:
+        had = r.get("crop", "celeba")
+        if had not in crops:
+            raise ValueError(f"{out} holds rows made on {had} crops (now {'/'.join(sorted(crops))}); use a new --out "
+                             f"for each --crop so the tables do not mix the two")
 
 
 def _run_cell(prior: Prior, col: Column, method: str, im: BenchImage, noise_model, key: str, out: Path, *,
