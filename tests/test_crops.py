@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hrdis import bench, images
+from hrdis import images
+from hrdis.experiments import bench
 from hrdis.cli import main
 from hrdis.priors import GaussianPrior
 
