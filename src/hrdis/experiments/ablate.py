@@ -26,7 +26,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import images
-from . import bench
+from . import bench, tables
 from ..api import resolve_params
 from ..noise import parse_noise
 from ..priors import Prior
@@ -114,7 +114,7 @@ def write_ablation(rows: list[dict], out: str | Path, param: str, values: list, 
             notes.append("t_spacing: epsilon, the gap between consecutive timesteps as a fraction of T; "
                          "grid ends at t = 0 (see hrdis.experiments.ablate).")
         notes += bench.failure_notes(rows, values, labels, row_of=value_of)
-        md, csv_text = bench._render(table, metric, values, labels, f"{param} \\ {metric}", notes,
+        md, csv_text = tables.render_table(table, metric, values, labels, f"{param} \\ {metric}", notes,
                                      f"Ablation of {param} ({rows[0]['method'] if rows else ''})", param,
                                      **({"count_text": "Over {} images per cell."}
                                         if metric in bench.SET_METRICS else {}))
