@@ -80,8 +80,9 @@ def summarise(rows: list[dict], metric: str, methods: list[str], tasks: list[str
 
 
 def render_table(table: dict, metric: str, row_names: list, col_names: list, corner: str, footer: list[str],
-            title: str | None = None, csv_corner: str | None = None,
-            count_text: str = "Mean over {} images per cell.") -> tuple[str, str]:
+                 title: str | None = None, csv_corner: str | None = None,
+                 count_text: str = "Mean over {} images per cell.") -> tuple[str, str]:
+    """(Markdown, CSV) of a {(row, column): (mean, count)} table, with the footer lines under the Markdown."""
     fmt = FORMATS.get(metric, "{:.4g}")
     md = ([f"**{title}**", ""] if title else []) + [
         f"| {corner} | " + " | ".join(map(str, col_names)) + " |", "|---" * (len(col_names) + 1) + "|"]
