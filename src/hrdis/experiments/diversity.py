@@ -57,12 +57,15 @@ def run_diversity(prior: Prior, truth: torch.Tensor, task: str, out: str | Path,
     shown = op.measurement_image(y)
     if shown.shape[-1] != truth.shape[-1]:
         shown = torch.nn.functional.interpolate(shown, size=truth.shape[-2:], mode="nearest")
-    images.write_image(images.make_grid([truth, shown] + [r.image for r in runs], nrow=seeds + 2), out / "samples.png")
+    psnrs = [metrics.psnr(r.image, truth)[0] for r in runs]
+    panels = [(truth, "truth"), (shown, "measurement")] + [
+        (r.image, f"seed {first_seed + k}\n{p:.2f} dB") for k, (r, p) in enumerate(zip(runs, psnrs))]
+    images.write_image(images.labelled_grid(panels, ncol=min(len(panels), 6)), out / "samples.png")
     summary = {
         "task": task, "method": method, "noise": noise, "seeds": list(range(first_seed, first_seed + seeds)),
         "mean_pairwise_rmse": mean_pairwise_rmse(results), "mean_pixel_std": float(std.mean()),
         "max_pixel_std": float(std.max()), "std_png_white_at": std_scale,
-        "psnr_per_seed": [metrics.psnr(r.image, truth)[0] for r in runs],
+        "psnr_per_seed": psnrs,
         "params": runs[0].params,
     }
     images.atomic_write_bytes(out / "diversity.json", json.dumps(summary, indent=1, default=str).encode())
