@@ -21,3 +21,10 @@ for variant in default official; do
   bench --tasks phase-retrieval --methods hrdis,reddiff --variant "$variant" --images ../shared/data/celeba-10k.tar \
     --first 9501 --num-images "$n_phase" --precision "$PRECISION" --out docs/bench/faithfulness-$variant
 done
+# The official solver settings on the default operator (16 px padding at 64 px): separates the official phase
+# retrieval operator's 64 px padding from the official solver's settings.
+bench --tasks phase-retrieval --methods hrdis --set timestep_grid=strided --set update_first_step=false \
+  --set result=before_last_update --set clamp_result=false --set loss_reduction=batch_mean \
+  --set schedule_precision=float32 --images ../shared/data/celeba-10k.tar --first 9501 --num-images "$n_phase" \
+  --precision "$PRECISION" --out docs/bench/faithfulness-official-solver
+
