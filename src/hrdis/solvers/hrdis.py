@@ -283,7 +283,8 @@ def hrdis(
     for n, t in log.steps(timesteps):
         if c.sigma_x0 > 0:
             x0 = mu + c.sigma_x0 * randn(mu.shape, source, mu.device, role="x0_perturbation")
-        x0_before = x0.detach().clone()
+        if c.result == "before_last_update":  # a copy per step only where the result needs it
+            x0_before = x0.detach().clone()
         eps_h = draw_hybrid_noise(n, eps_prev, mu, source, betas[n], c.fresh_noise_steps)
         eps_prev, record = hrdis_step(mu, optimizer, prior, t, eps_h, data_loss, obs_weight=c.obs_weight,
                                       reg_weight=c.reg_weight, min_weight=c.min_weight, schedule=schedule, x0=x0,
