@@ -131,8 +131,8 @@ def main() -> None:
         key = "inpaint" if kind.startswith("inpaint") else kind
         if key in args.write_kinds.split(","):
             written[key] = max(written.get(key, limit), limit)
-    print(f"| measurement | threshold | false alarms: calibration faces | false alarms: test faces | example face "
-          f"flagged | non-faces flagged | non-faces missed |")
+    print("| measurement | threshold | false alarms: calibration faces | false alarms: test faces | example face "
+          "flagged | non-faces flagged | non-faces missed |")
     print("|---|---|---|---|---|---|---|")
     for kind, s in scores.items():
         key = "inpaint" if kind.startswith("inpaint") else kind

@@ -1,5 +1,6 @@
 """Paired per-image comparison of two methods in a bench folder: for every column both methods finished on
-the same images, the mean of (A - B) per image with its standard error and A's win share, and each
+the same images, the mean of (A - B) per image with its standard error and the share of images where A is
+better (higher, or lower for the metrics in ``tables.LOWER_IS_BETTER``: distances, residual, time), and each
 method's mean PSNR / hf_ratio / residual / seconds on those images only, and its median seconds per network
 precision (rows from different machines or precisions are paired only face by face). RESULTS.md quotes these.
 
@@ -14,6 +15,7 @@ import statistics
 import sys
 
 from hrdis.experiments.bench import all_rows, is_error
+from hrdis.experiments.tables import LOWER_IS_BETTER
 
 
 def main() -> None:
@@ -50,13 +52,13 @@ def main() -> None:
             continue
         diff = [a[i][args.metric] - b[i][args.metric] for i in shared]
         se = statistics.stdev(diff) / len(diff) ** 0.5
-        wins = sum(d > 0 for d in diff) / len(diff)
+        wins = sum((d < 0) if args.metric in LOWER_IS_BETTER else (d > 0) for d in diff) / len(diff)
 
         def means(rows):
             return " / ".join(f"{statistics.fmean(rows[i][k] for i in shared):.{digits}f}"
                               for k, digits in (("psnr", 2), ("hf_ratio", 2), ("residual", 4), ("seconds", 1)))
         places = 2 if args.metric == "psnr" else 3  # SSIM and LPIPS differences are hundredths
-        print(f"  {col}: {statistics.fmean(diff):+.{places}f} (s.e. {se:.{places}f}), {args.a} wins {wins:.0%} of "
+        print(f"  {col}: {statistics.fmean(diff):+.{places}f} (s.e. {se:.{places}f}), {args.a} better on {wins:.0%} of "
               f"{len(diff)}; psnr / hf_ratio / residual / s: {args.a} {means(a)}, {args.b} {means(b)}")
 
         def median_seconds(rows):

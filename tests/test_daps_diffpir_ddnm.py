@@ -9,7 +9,7 @@ runs a batch of copies of y (one seed per copy), so one call gives many draws.
 import pytest
 import torch
 
-from hrdis import GaussianPrior, nonlinear, operators, resolve_params, solve
+from hrdis import nonlinear, operators, resolve_params, solve
 from hrdis.masks import random_pixel_mask
 from hrdis.solvers import METHODS
 from hrdis.solvers.daps import edm_sigmas, edm_timestep, poly7_grid
@@ -17,8 +17,8 @@ from hrdis.solvers.ddnm import travel_path
 from hrdis.solvers.ddrm import svd_of
 from hrdis.solvers.diffpir import proximal_step, quadratic_timesteps
 
-PRIOR_STD = 0.1
-DRAWS = 16
+from conftest import DRAWS, LINEAR_CASES, PRIOR_STD, Squared, cached_draws
+
 
 # Small budgets: DAPS on 50 levels x 2 ODE steps with 50 Langevin steps per level.
 SETTINGS = {
@@ -34,46 +34,16 @@ SETTINGS = {
 RESIDUAL_TOLERANCE = {"ddnm": 1e-4, "ddnm-plus": 1e-4, "diffpir": 0.01, "daps-light": 0.04}
 
 
-@pytest.fixture(scope="module")
-def rough_prior():
-    g = torch.Generator().manual_seed(0)
-    return GaussianPrior(mean=torch.rand((1, 3, 16, 16), generator=g) - 0.5, std=PRIOR_STD)
-
-
-CASES = {
-    "inpaint": lambda: operators.Inpainting(random_pixel_mask(16, 0.5, seed=3)),
-    "sr2": lambda: operators.AveragePoolSR(2),
-}
 NULL_FRACTION = {"inpaint": 0.5, "sr2": 0.75}  # the share of A's null space in the image
 
 
 @pytest.fixture(scope="module")
-def problems(rough_prior):
-    """Per case: operator, measurement of a prior draw, and the posterior mean."""
-    g = torch.Generator().manual_seed(1)
-    x = (rough_prior.mean + PRIOR_STD * torch.randn(rough_prior.mean.shape, generator=g)).clamp(-1, 1)
-    out = {}
-    for case, make in CASES.items():
-        op = make()
-        y = op(x)
-        out[case] = (op, y, rough_prior.mean + op.pinv(y - op(rough_prior.mean)))
-    return out
-
-
-@pytest.fixture(scope="module")
 def draws(rough_prior, problems):
-    cache = {}
-
-    def get(method, case):
-        if (method, case) not in cache:
-            op, y, _ = problems[case]
-            cache[method, case] = solve(y.repeat(DRAWS, 1, 1, 1), op, rough_prior, method, seed=0, **SETTINGS[method])
-        return cache[method, case]
-    return get
+    return cached_draws(rough_prior, problems, SETTINGS)
 
 
 @pytest.mark.parametrize("method", list(RESIDUAL_TOLERANCE))
-@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("case", list(LINEAR_CASES))
 def test_output_fits_a_noiseless_measurement(problems, draws, method, case):
     op, y, _ = problems[case]
     residual = (op(draws(method, case).image) - y).pow(2).flatten(1).mean(1).sqrt().max().item()
@@ -81,7 +51,7 @@ def test_output_fits_a_noiseless_measurement(problems, draws, method, case):
 
 
 @pytest.mark.parametrize("method", ["ddnm", "ddnm-plus", "diffpir", "daps-light"])
-@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("case", list(LINEAR_CASES))
 def test_draws_centre_on_the_gaussian_posterior_mean(problems, draws, method, case):
     op, y, target = problems[case]
     result = draws(method, case)
@@ -112,18 +82,6 @@ def test_daps_samples_spread_as_the_gaussian_posterior(rough_prior):
     to_posterior = (result.image.mean(0, keepdim=True) - mean).pow(2).mean().sqrt().item()
     to_prior = (result.image.mean(0, keepdim=True) - rough_prior.mean).pow(2).mean().sqrt().item()
     assert to_posterior < 0.045 and to_posterior < to_prior, f"{to_posterior:.3f} from the posterior mean"
-
-
-class Squared(operators.Operator):
-    """A nonlinear operator, y = x^2 (with A^+ = sqrt, only so check_inputs can read its shape)."""
-
-    linear, name = False, "squared"
-
-    def forward(self, x):
-        return x**2
-
-    def pinv(self, y):
-        return y.clamp_min(0).sqrt()
 
 
 def test_daps_handles_nonlinear_operators(rough_prior):

@@ -239,3 +239,26 @@ def test_bad_inputs_raise_clear_errors():
         gaussian_kernel(15, 0.0)
     with pytest.raises(ValueError, match="intensity"):
         motion_kernel(15, 1.5, seed=0)
+
+
+def test_operators_are_modules_whose_tensors_move_with_to():
+    from hrdis.nonlinear import NonlinearBlur
+
+    class Scaled(operators.Operator):  # no super().__init__(), as operators are often written
+        def __init__(self, weight):
+            self.weight = weight
+
+        def forward(self, x):
+            return self.weight * x
+
+    op = Scaled(torch.full((3, 1, 1), 2.0))
+    assert isinstance(op, torch.nn.Module) and [n for n, _ in op.named_buffers()] == ["weight"]
+    assert op.state_dict() == {}  # nothing to save: an operator is rebuilt from its task and seed
+    assert op.to("meta") is op and op.weight.is_meta
+    x = torch.rand(1, 3, 8, 8, dtype=torch.float64)
+    assert torch.equal(Scaled(torch.full((3, 1, 1), 2.0)).to(torch.float64)(x), 2 * x)
+
+    blur = NonlinearBlur(operators.gaussian_kernel(5, 1.0)).to(torch.float64)
+    assert blur.kernel.dtype == torch.float64 and blur(x).dtype == torch.float64
+    mask = Inpainting(torch.ones(1, 1, 8, 8)).to("meta")
+    assert all(b.is_meta for b in mask.buffers()) and len(list(mask.buffers())) >= 1

@@ -15,8 +15,8 @@ from hrdis.solvers.dmplug import WindowedVarianceStop, es_wmv, windowed_variance
 from hrdis.solvers.dps import task_step_size
 from hrdis.solvers.drddim import ddim_fresh_fraction
 
-PRIOR_STD = 0.1
-DRAWS = 16
+from conftest import DRAWS, LINEAR_CASES, PRIOR_STD, Squared, cached_draws
+
 
 # Settings small enough for the test budget: DPS on a 500-step strided grid. DMPlug runs 150 iterations at
 # lr 0.1 instead of the paper's 0.01: on this narrow prior (s = 0.1) R(z) ~ m + s z, so the seed must
@@ -34,46 +34,15 @@ SETTINGS = {
 RESIDUAL_TOLERANCE = {"dps": 0.02, "ddrm": 1e-3, "pigdm": 0.01, "drddim": 0.02, "dmplug": 0.02}
 
 
-@pytest.fixture(scope="module")
-def rough_prior():
-    g = torch.Generator().manual_seed(0)
-    return GaussianPrior(mean=torch.rand((1, 3, 16, 16), generator=g) - 0.5, std=PRIOR_STD)
-
-
-CASES = {
-    "inpaint": lambda: operators.Inpainting(random_pixel_mask(16, 0.5, seed=3)),
-    "sr2": lambda: operators.AveragePoolSR(2),
-}
-
-
-@pytest.fixture(scope="module")
-def problems(rough_prior):
-    """Per case: operator, measurement of a prior draw, and the posterior mean."""
-    g = torch.Generator().manual_seed(1)
-    x = (rough_prior.mean + PRIOR_STD * torch.randn(rough_prior.mean.shape, generator=g)).clamp(-1, 1)
-    out = {}
-    for case, make in CASES.items():
-        op = make()
-        y = op(x)
-        out[case] = (op, y, rough_prior.mean + op.pinv(y - op(rough_prior.mean)))
-    return out
-
 
 @pytest.fixture(scope="module")
 def draws(rough_prior, problems):
     """Each (method, case) solved once, DRAWS copies in one call."""
-    cache = {}
-
-    def get(method, case):
-        if (method, case) not in cache:
-            op, y, _ = problems[case]
-            cache[method, case] = solve(y.repeat(DRAWS, 1, 1, 1), op, rough_prior, method, seed=0, **SETTINGS[method])
-        return cache[method, case]
-    return get
+    return cached_draws(rough_prior, problems, SETTINGS)
 
 
 @pytest.mark.parametrize("method", list(RESIDUAL_TOLERANCE))
-@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("case", list(LINEAR_CASES))
 def test_output_fits_the_measurement(problems, draws, method, case):
     op, y, _ = problems[case]
     residual = (op(draws(method, case).image) - y).pow(2).flatten(1).mean(1).sqrt().max().item()
@@ -81,7 +50,7 @@ def test_output_fits_the_measurement(problems, draws, method, case):
 
 
 @pytest.mark.parametrize("method", ["dps", "ddrm"])
-@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("case", list(LINEAR_CASES))
 def test_draws_centre_on_the_gaussian_posterior_mean(problems, draws, method, case):
     op, y, target = problems[case]
     result = draws(method, case)
@@ -145,18 +114,6 @@ def test_same_seed_same_result(rough_prior, problems, method):
     op, y, _ = problems["inpaint"]
     a, b, c = (solve(y, op, rough_prior, method, steps=4, seed=s).image for s in (5, 5, 6))
     assert torch.equal(a, b) and not torch.allclose(a, c)
-
-
-class Squared(operators.Operator):
-    """A nonlinear operator, y = x^2 (with A^+ = sqrt, only so check_inputs can read its shape)."""
-
-    linear, name = False, "squared"
-
-    def forward(self, x):
-        return x**2
-
-    def pinv(self, y):
-        return y.clamp_min(0).sqrt()
 
 
 def test_dps_handles_nonlinear_operators(rough_prior):

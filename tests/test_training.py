@@ -88,3 +88,77 @@ def test_a_stop_request_writes_a_checkpoint_and_stops(tmp_path, tiny_folder):
     assert torch.load(out / "checkpoint.pt", weights_only=False)["step"] == 3
     with pytest.raises(ValueError, match="lr-decay-steps"):
         train(TrainOptions(**{**opts.__dict__, "lr_decay_steps": 101, "resume": True}), config=TINY_CONFIG)
+
+
+def _disc_context(c: int = 96, radius: float = 6.0) -> torch.Tensor:
+    """One context square, black with a white disc at its centre, as uint8 (1, 3, c, c)."""
+    yy, xx = torch.meshgrid(torch.arange(c) + 0.5, torch.arange(c) + 0.5, indexing="ij")
+    disc = ((yy - c / 2) ** 2 + (xx - c / 2) ** 2 <= radius ** 2).to(torch.uint8) * 255
+    return disc.expand(1, 3, c, c).contiguous()
+
+
+def _centroid_and_area(crop: torch.Tensor) -> tuple[float, float, float]:
+    w = crop[0, 0].float() / 255
+    yy, xx = torch.meshgrid(torch.arange(w.shape[0]) + 0.5, torch.arange(w.shape[1]) + 0.5, indexing="ij")
+    return float((w * xx).sum() / w.sum()), float((w * yy).sum() / w.sum()), float(w.sum())
+
+
+def test_augmented_crops_stay_within_the_stated_zoom_and_shift():
+    from hrdis.training import context_zoom, crops_of_context, random_crops
+
+    scale, shift, size = 0.15, 0.08, 32
+    zc = context_zoom(scale, shift)
+    assert zc == pytest.approx(1 / (1.15 * 1.16))  # wider than the loose crop (zoom 0.8)
+    ctx = _disc_context()
+    _, _, area_1 = _centroid_and_area(crops_of_context(ctx, size, zc, torch.ones(1), torch.zeros(1, 2)))
+    gen = torch.Generator().manual_seed(0)
+    xs, ys, zooms = [], [], []
+    for _ in range(200):
+        x, y, area = _centroid_and_area(random_crops(ctx, size, zc, scale, shift, gen))
+        xs.append(x / size - 0.5)
+        ys.append(y / size - 0.5)
+        zooms.append((area / area_1) ** 0.5)
+    # The disc sits at the centre of the unaugmented crop: it moves opposite to the crop, by at most `shift`
+    # of the side, and its apparent size is the crop's zoom.
+    assert max(map(abs, xs + ys)) <= shift * 1.02 + 0.01
+    assert max(map(abs, xs)) > shift * 0.8 and max(map(abs, ys)) > shift * 0.8
+    assert 1 / 1.15 - 0.03 <= min(zooms) < 0.92 and 1.1 < max(zooms) <= 1.15 + 0.03
+    assert not torch.equal(random_crops(ctx, size, zc, 0.0, 0.0, gen),
+                           random_crops(ctx, size, zc, scale, shift, gen))
+
+
+def test_the_validation_crops_match_the_benchmark_crops(tmp_path):
+    """Crops taken from the stored context squares agree with ``images.face_crop`` of the original file, up
+    to the sub-pixel rounding of ``images.crop_box``: each is far closer to the same crop than to the others."""
+    import numpy as np
+    from skimage import data
+
+    from hrdis import images
+    from hrdis.training import context_zoom, crops_of_context, load_dataset
+
+    im = Image.fromarray(data.astronaut()).crop((100, 0, 400, 368)).resize((89, 109), Image.Resampling.LANCZOS)
+    im.save(tmp_path / "000001.png")  # CelebA's file size
+    zc = context_zoom(0.15, 0.08)
+    ctx = load_dataset(str(tmp_path), 129, max_index=None, zoom=zc)
+    direct = {c: torch.from_numpy(np.array(images.face_crop(im, 64, crop=c))).float() for c in images.CROPS}
+    for crop, zoom in images.CROPS.items():
+        ours = crops_of_context(ctx, 64, zc, torch.full((1,), zoom), torch.zeros(1, 2))[0].permute(1, 2, 0).float()
+        err = {c: float((ours - d).abs().mean()) for c, d in direct.items()}
+        assert err[crop] < 12 and err[crop] < 0.5 * min(v for c, v in err.items() if c != crop), (crop, err)
+
+
+def test_training_exports_the_checkpoint_with_the_best_mean_over_three_crops(tmp_path, tiny_folder):
+    out = tmp_path / "run"
+    opts = TrainOptions(data=str(tiny_folder), out=str(out), size=32, steps=3, batch=4, max_index=None,
+                        val_fraction=0.25, checkpoint_minutes=0.0)
+    train(opts, config=TINY_CONFIG)
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert all(set(r["heldout_loss_crops"]) == {"celeba", "tight", "loose"} for r in log)
+    means = [sum(r["heldout_loss_crops"].values()) / 3 for r in log]
+    best = min(range(len(log)), key=means.__getitem__)
+    assert log[0]["exported"] and [r["exported"] for r in log] == [m <= min(means[:i + 1]) for i, m in enumerate(means)]
+    prior = load_prior(out / "prior")
+    assert prior.meta["trained_steps"] == log[best]["step"]
+    assert prior.meta["heldout_loss_crops"] == log[best]["heldout_loss_crops"]
+    with pytest.raises(ValueError, match="augment-scale"):
+        train(TrainOptions(**{**opts.__dict__, "out": str(tmp_path / "bad"), "augment_scale": 2.0}))

@@ -70,13 +70,14 @@ def crop_box(width: int, height: int, below_centre: float = 0.04, zoom: float = 
     return left, top, left + new_side, top + new_side
 
 
-def face_crop(im: Image.Image, size: int, below_centre: float = 0.04, crop: str = "celeba") -> Image.Image:
-    """Square crop (``crop_box`` at ``CROPS[crop]``), resized to ``size`` (Lanczos). Where a loose crop reaches
-    outside the image, the image is extended by reflection (as FFHQ's alignment pads, without its blur), so no
-    flat border appears that the face prior never saw."""
+def face_crop(im: Image.Image, size: int, below_centre: float = 0.04, crop: str = "celeba",
+              zoom: float | None = None) -> Image.Image:
+    """Square crop (``crop_box`` at ``CROPS[crop]``, or at ``zoom`` when given), resized to ``size`` (Lanczos).
+    Where a loose crop reaches outside the image, the image is extended by reflection (as FFHQ's alignment pads,
+    without its blur), so no flat border appears that the face prior never saw."""
     if crop not in CROPS:
         raise ValueError(f"unknown crop {crop!r}; choose one of {', '.join(CROPS)}")
-    left, top, right, bottom = crop_box(*im.size, below_centre=below_centre, zoom=CROPS[crop])
+    left, top, right, bottom = crop_box(*im.size, below_centre=below_centre, zoom=CROPS[crop] if zoom is None else zoom)
     w, h = im.size
     pad = (max(0, -left), max(0, right - w), max(0, -top), max(0, bottom - h))  # left, right, top, bottom
     if any(pad):

@@ -235,10 +235,6 @@ class NonlinearBlur(Operator):
     def measurement_image(self, y: Tensor) -> Tensor:
         return y.clamp(-1, 1)
 
-    def to(self, device) -> "NonlinearBlur":
-        self.blur.to(device)
-        return self
-
 
 # --------------------------------------------------------------------------------------------------
 # Blind gain and offset (low light)

@@ -10,7 +10,8 @@ use five views of it:
 - ``initial_estimate``: where the optimisation solvers start, A^+ y except for blur (y itself).
 
 All operators here are linear. They keep the dtype and device of their input (internal tensors are
-cast on the fly, so float64 works for exact adjoint checks) and accept any batch size.
+cast on the fly, so float64 works for exact adjoint checks) and accept any batch size. An operator is an
+``nn.Module`` whose tensors are buffers, so ``op.to(device)`` moves them all.
 
 Measurement shapes, per operator:
 
@@ -35,7 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFilter
-from torch import Tensor
+from torch import Tensor, nn
 
 from .svd import SVD, average_matrix, block_svd, circulant_svd, diagonal_svd, separable_svd
 
@@ -60,8 +61,11 @@ def _hw(size: int | tuple[int, int], what: str = "image_size") -> tuple[int, int
     return int(size[0]), int(size[1])
 
 
-class Operator:
-    """A measurement operator y = A(x); subclasses implement ``forward`` and, when linear, the rest."""
+class Operator(nn.Module):
+    """A measurement operator y = A(x); subclasses implement ``forward`` and, when linear, the rest.
+
+    Every tensor an operator holds becomes a non-persistent buffer when assigned, so ``.to()`` moves it. A
+    subclass need not call ``super().__init__()``: the module is set up before its ``__init__`` runs."""
 
     linear: bool = True
     name: str = "operator"
@@ -74,11 +78,24 @@ class Operator:
     # does for its inpainting operator) do so only here.
     selects_pixels: bool = False
 
+    def __new__(cls, *args, **kwargs):
+        self = super().__new__(cls)
+        nn.Module.__init__(self)
+        return self
+
+    def __init__(self) -> None:
+        pass  # ``__new__`` set the module up; calling nn.Module.__init__ again would drop buffers
+
+    def __setattr__(self, name: str, value) -> None:
+        if isinstance(value, Tensor) and not isinstance(value, nn.Parameter) and name not in self._buffers \
+                and name not in self._parameters:
+            self.__dict__.pop(name, None)
+            self.register_buffer(name, value, persistent=False)
+        else:
+            super().__setattr__(name, value)
+
     def forward(self, x: Tensor) -> Tensor:
         raise NotImplementedError
-
-    def __call__(self, x: Tensor) -> Tensor:
-        return self.forward(x)
 
     def adjoint(self, y: Tensor) -> Tensor:
         raise NotImplementedError(f"{self.name} has no adjoint (it is not linear)")
@@ -108,13 +125,6 @@ class Operator:
     @property
     def has_svd(self) -> bool:
         return type(self).svd is not Operator.svd
-
-    def to(self, device) -> "Operator":
-        """Move the operator's tensors to ``device`` (avoids a copy per call); returns self."""
-        for key, value in vars(self).items():
-            if isinstance(value, Tensor):
-                setattr(self, key, value.to(device))
-        return self
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name})"
@@ -519,17 +529,17 @@ class Blur(Operator):
             self._transfer_cache[key] = torch.fft.rfft2(padded)
         return self._transfer_cache[key]
 
-    def _apply(self, x: Tensor, transfer) -> Tensor:
+    def _convolve(self, x: Tensor, transfer) -> Tensor:
         _check_images(x)
         h, w = x.shape[-2:]
         k = transfer(self.transfer_function(h, w, x))
         return torch.fft.irfft2(torch.fft.rfft2(x) * k, s=(h, w))
 
     def forward(self, x: Tensor) -> Tensor:
-        return self._apply(x, lambda k: k)
+        return self._convolve(x, lambda k: k)
 
     def adjoint(self, y: Tensor) -> Tensor:
-        return self._apply(y, torch.conj)
+        return self._convolve(y, torch.conj)
 
     def measurement_image(self, y: Tensor) -> Tensor:
         return y.clamp(-1, 1)  # the blurred image itself
@@ -545,14 +555,9 @@ class Blur(Operator):
             magnitude = k.abs()
             keep = magnitude > self.pinv_tol * magnitude.max()
             return torch.where(keep, 1 / torch.where(keep, k, torch.ones_like(k)), torch.zeros_like(k))
-        return self._apply(y, truncated_inverse)
+        return self._convolve(y, truncated_inverse)
 
     def svd(self, size: tuple[int, int]) -> SVD:
         """The Hartley basis of a circular convolution (``hrdis.svd.circulant_svd``); frequencies with
         |K| <= pinv_tol max|K| count as unobserved, as in ``pinv``."""
         return circulant_svd(self, size)
-
-    def to(self, device) -> "Blur":
-        self.kernel = self.kernel.to(device)
-        self._transfer_cache.clear()
-        return self

@@ -7,6 +7,12 @@ of this size does not reach in CPU-hours of training (its x0_hat error there is 
 The network is the project's ADM UNet on the public checkpoints' schedule, so a prior trained here
 plugs into every solver like a downloaded one. CPU-minded: bf16 autocast + channels_last for the
 forward/backward, an EMA of the weights for sampling, atomic resumable checkpoints every few minutes.
+
+Faces come framed in many ways (FFHQ's alignment is tighter than CelebA's), so each training sample is a
+random re-crop around the CelebA crop: zoom log-uniform in [1 / (1 + scale), 1 + scale], shifted by up to
+``shift`` x its side each way, then a horizontal flip half the time. The held-out loss is measured on three
+fixed crops of the held-out images (``images.CROPS``: celeba, tight, loose), and the exported prior is the
+checkpoint with the best mean of the three.
 """
 
 from __future__ import annotations
@@ -22,7 +28,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .images import atomic_write_bytes, face_crop, image_stem_number, iter_image_source
+from PIL import Image
+
+from .images import CROPS, atomic_write_bytes, face_crop, image_stem_number, iter_image_source
 from .priors import save_prior
 from .schedule import VPSchedule
 from .unet import ADMConfig, ADMUNet
@@ -55,20 +63,53 @@ class TrainOptions:
     prediction: str | None = None  # "eps" or "v"; None keeps a resumed run's (new runs: "v")
     bf16: bool = True
     seed: int = 0
+    augment_scale: float = 0.15  # random zoom within a factor 1 + this either way (0: CelebA's crop only)
+    augment_shift: float = 0.08  # random translation up to this fraction of the crop's side each way
 
 
-def load_dataset(source: str, size: int, max_index: int | None) -> torch.Tensor:
-    """All images of ``source`` face-cropped to ``size``, as a uint8 (N, 3, size, size) tensor.
-    Files numbered above ``max_index`` (the held-out test faces) are never read."""
+def load_dataset(source: str, size: int, max_index: int | None, zoom: float = 1.0) -> torch.Tensor:
+    """All images of ``source`` face-cropped to ``size`` (``images.face_crop`` at ``zoom``), as a uint8
+    (N, 3, size, size) tensor. Files numbered above ``max_index`` (the held-out test faces) are never read."""
     arrays = []
     for name, im in iter_image_source(source):
         num = image_stem_number(name)
         if max_index is not None and num is not None and num > max_index:
             continue
-        arrays.append(np.asarray(face_crop(im, size)))
+        arrays.append(np.asarray(face_crop(im, size, zoom=zoom)))
     if not arrays:
         raise ValueError(f"no training images found in {source}")
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+
+def context_zoom(scale: float, shift: float) -> float:
+    """The zoom (``images.crop_box``) of the square stored per image: wide enough for every augmented crop
+    (side up to 1 + scale, shifted by up to ``shift`` x side) and for the loose validation crop."""
+    return min(1 / ((1 + scale) * (1 + 2 * shift)), CROPS["loose"])
+
+
+def crops_of_context(context: torch.Tensor, size: int, zoom_of_context: float, zoom: torch.Tensor,
+                     shift: torch.Tensor) -> torch.Tensor:
+    """Square crops of the context squares ``context`` (uint8 (N, 3, C, C), stored at ``zoom_of_context``) at
+    ``zoom`` (N,) about their centres, moved by ``shift`` (N, 2; x and y, fractions of the crop's side),
+    resized to ``size`` with Lanczos as ``images.face_crop`` resizes, as uint8 (N, 3, size, size)."""
+    c = context.shape[-1]
+    arrays = context.permute(0, 2, 3, 1).numpy()
+    out = []
+    for arr, z, (dx, dy) in zip(arrays, zoom.tolist(), shift.tolist()):
+        side = c * zoom_of_context / z
+        cx, cy = c / 2 + dx * side, c / 2 + dy * side
+        box = (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
+        out.append(np.asarray(Image.fromarray(arr).resize((size, size), Image.Resampling.LANCZOS, box=box)))
+    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).contiguous()
+
+
+def random_crops(context: torch.Tensor, size: int, zoom_of_context: float, scale: float, shift: float,
+                 generator: torch.Generator) -> torch.Tensor:
+    """The augmented training crops of ``context`` (see the module docstring)."""
+    n = context.shape[0]
+    zoom = ((torch.rand(n, generator=generator) * 2 - 1) * math.log1p(scale)).exp()
+    moves = (torch.rand(n, 2, generator=generator) * 2 - 1) * shift
+    return crops_of_context(context, size, zoom_of_context, zoom, moves)
 
 
 def to_model_range(batch_u8: torch.Tensor) -> torch.Tensor:
@@ -112,12 +153,16 @@ def learning_rate(step: int, opts: TrainOptions) -> float:
 
 
 def train(opts: TrainOptions, config: ADMConfig | None = None, should_stop=None) -> Path:
-    """Train (or resume) and export the EMA weights as a prior folder at ``opts.out/prior``.
+    """Train (or resume) and export the EMA weights with the best mean held-out loss over the three crops as a
+    prior folder at ``opts.out/prior``.
 
     ``should_stop()`` is asked after every step; when it returns True a checkpoint is written and training
     stops (the CLI wires it to SIGTERM/SIGINT, so a killed run loses no finished step)."""
     if opts.lr_decay_steps < 0 or opts.lr_decay_steps > opts.steps:
         raise ValueError(f"--lr-decay-steps must lie in [0, --steps], got {opts.lr_decay_steps}")
+    if not (0 <= opts.augment_scale <= 0.5 and 0 <= opts.augment_shift <= 0.25):
+        raise ValueError(f"--augment-scale must lie in [0, 0.5] and --augment-shift in [0, 0.25], got "
+                         f"{opts.augment_scale} and {opts.augment_shift}")
     out = Path(opts.out)
     ckpt_path = out / "checkpoint.pt"
     schedule = VPSchedule()
@@ -147,7 +192,10 @@ def train(opts: TrainOptions, config: ADMConfig | None = None, should_stop=None)
         init_prior = load_prior(opts.init_from)
         config = init_prior.unet.config
 
-    data = load_dataset(opts.data, opts.size, opts.max_index)
+    # Each image is stored once as a wider square at 1.5x the resolution the crops need, and re-cropped per step.
+    zoom_of_context = context_zoom(opts.augment_scale, opts.augment_shift)
+    data = load_dataset(opts.data, int(math.ceil(1.5 * opts.size / zoom_of_context)), opts.max_index,
+                        zoom=zoom_of_context)
     n_val = max(1, int(len(data) * opts.val_fraction))
     perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(1234))
     val, train_set = data[perm[:n_val]], data[perm[n_val:]]
@@ -156,7 +204,7 @@ def train(opts: TrainOptions, config: ADMConfig | None = None, should_stop=None)
     ema = ADMUNet(config).to(memory_format=torch.channels_last).requires_grad_(False)
     ema.load_state_dict(model.state_dict())
     opt = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=0.0)
-    step, seen, wall = 0, 0, 0.0
+    step, seen, wall, best = 0, 0, 0.0, None
     gen = torch.Generator().manual_seed(opts.seed)
     if init_prior is not None:
         # Without the optimiser state this is a warm start, not an exact resume: Adam's moments restart.
@@ -170,35 +218,52 @@ def train(opts: TrainOptions, config: ADMConfig | None = None, should_stop=None)
         ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["opt"])
         step, seen, wall = state["step"], state["seen"], state["wall"]
+        best = state.get("best_heldout_mean")
         gen.set_state(state["rng"])
         if prediction != state.get("prediction", "eps"):
             # The old average predicts the other target: restart the EMA from the current weights.
             ema.load_state_dict(model.state_dict())
 
-    # A fixed validation batch (images, timesteps, noise) so held-out losses are comparable across time.
+    # A fixed validation batch per crop (images, timesteps, noise), so held-out losses compare across time.
     vgen = torch.Generator().manual_seed(99)
-    val_x = to_model_range(val[:256])
-    val_t = torch.randint(0, schedule.num_timesteps, (len(val_x),), generator=vgen)
-    val_noise = torch.randn(val_x.shape, generator=vgen)
+    val_ctx = val[:256]
+    val_t = torch.randint(0, schedule.num_timesteps, (len(val_ctx),), generator=vgen)
+    val_noise = torch.randn((len(val_ctx), 3, opts.size, opts.size), generator=vgen)
+    val_x = {crop: to_model_range(crops_of_context(val_ctx, opts.size, zoom_of_context,
+                                                   torch.full((len(val_ctx),), z), torch.zeros(len(val_ctx), 2)))
+             for crop, z in CROPS.items()}
 
-    def val_loss() -> float:
+    def val_loss() -> dict[str, float]:
         with torch.no_grad():
-            return float(diffusion_loss(ema.eval(), val_x, schedule, t=val_t, noise=val_noise, bf16=opts.bf16,
-                                        prediction=prediction))
+            return {crop: float(diffusion_loss(ema.eval(), x, schedule, t=val_t, noise=val_noise, bf16=opts.bf16,
+                                               prediction=prediction)) for crop, x in val_x.items()}
 
-    def checkpoint(vl: float | None):
+    def checkpoint(vl: dict[str, float]) -> bool:
+        """Write the resumable checkpoint; export the EMA prior when its mean held-out loss is the best yet."""
+        nonlocal best
+        mean = sum(vl.values()) / len(vl)
+        improved = best is None or mean < best
+        best = mean if improved else best
         _save_checkpoint(ckpt_path, {"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
                                      "step": step, "seen": seen, "wall": wall, "rng": gen.get_state(),
-                                     "config": config.to_dict(), "prediction": prediction})
-        meta = {"trained_steps": step, "images_seen": seen, "train_wall_seconds": round(wall),
-                "batch": opts.batch, "lr": opts.lr, "ema_decay": opts.ema_decay,
-                "parameters": sum(p.numel() for p in model.parameters()),
-                "heldout_loss": vl, "data": f"{Path(opts.data).name}, files <= {opts.max_index}, face crop {opts.size}px",
-                "licence": "trained on CelebA: non-commercial research use only"}
-        save_prior(out / "prior", ema, schedule, meta, prediction=prediction)
+                                     "config": config.to_dict(), "prediction": prediction,
+                                     "best_heldout_mean": best})
+        if improved:
+            meta = {"trained_steps": step, "images_seen": seen, "train_wall_seconds": round(wall),
+                    "batch": opts.batch, "lr": opts.lr, "ema_decay": opts.ema_decay,
+                    "parameters": sum(p.numel() for p in model.parameters()),
+                    "heldout_loss": vl["celeba"], "heldout_loss_crops": vl,
+                    "augment": {"scale": opts.augment_scale, "shift": opts.augment_shift},
+                    "data": f"{Path(opts.data).name}, files <= {opts.max_index}, face crop {opts.size}px",
+                    "licence": "trained on CelebA: non-commercial research use only"}
+            save_prior(out / "prior", ema, schedule, meta, prediction=prediction)
         with open(out / "log.jsonl", "a") as f:
-            f.write(json.dumps({"step": step, "seen": seen, "wall": round(wall), "heldout_loss": vl}) + "\n")
+            f.write(json.dumps({"step": step, "seen": seen, "wall": round(wall), "heldout_loss": vl["celeba"],
+                                "heldout_loss_crops": vl, "exported": improved}) + "\n")
+        return improved
 
+    if init_prior is not None and state is None:
+        checkpoint(val_loss())  # the starting weights' held-out losses: the bar the run must beat
     start = time.time()
     last_ckpt = time.time()
     bar = tqdm(total=opts.steps, initial=step, desc="train", unit="step", dynamic_ncols=True)
@@ -207,7 +272,8 @@ def train(opts: TrainOptions, config: ADMConfig | None = None, should_stop=None)
     while step < opts.steps:
         t0 = time.time()
         idx = torch.randint(0, len(train_set), (opts.batch,), generator=gen)
-        x0 = to_model_range(train_set[idx])
+        x0 = to_model_range(random_crops(train_set[idx], opts.size, zoom_of_context, opts.augment_scale,
+                                         opts.augment_shift, gen))
         flip = torch.rand(opts.batch, generator=gen) < 0.5
         x0 = torch.where(flip.view(-1, 1, 1, 1), x0.flip(-1), x0)
         lr = learning_rate(step, opts)
@@ -235,8 +301,10 @@ def train(opts: TrainOptions, config: ADMConfig | None = None, should_stop=None)
             should_stop is not None and should_stop())
         if time.time() - last_ckpt > 60 * opts.checkpoint_minutes or step == opts.steps or out_of_time:
             vl = val_loss()
-            bar.write(f"step {step}: train loss {loss_avg:.4f}, held-out loss {vl:.4f}, checkpoint saved")
-            checkpoint(vl)
+            exported = checkpoint(vl)
+            bar.write(f"step {step}: train loss {loss_avg:.4f}, held-out loss "
+                      + ", ".join(f"{c} {v:.4f}" for c, v in vl.items())
+                      + (", best mean so far: prior exported" if exported else "") + "; checkpoint saved")
             last_ckpt = time.time()
             if out_of_time:
                 break

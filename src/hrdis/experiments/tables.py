@@ -33,6 +33,9 @@ METRICS = ("psnr", "ssim", "hf_ratio", "residual", "seconds", "nfe", "peak_mem_m
 FORMATS = {"psnr": "{:.2f}", "ssim": "{:.3f}", "hf_ratio": "{:.3f}", "residual": "{:.4f}", "seconds": "{:.2f}",
            "nfe": "{:.0f}", "peak_mem_mb": "{:.1f}", "lpips": "{:.4f}", "fid": "{:.2f}",
            "psnr_oracle": "{:.2f}", "effnet_distance": "{:.3f}", "effnet_frechet": "{:.2f}", "effnet_kid": "{:.4f}"}
+# Metrics where a smaller value is the better result (for PSNR, SSIM and hf_ratio towards 1, larger is).
+LOWER_IS_BETTER = frozenset({"residual", "seconds", "nfe", "peak_mem_mb", "lpips", "fid", "effnet_distance",
+                             "effnet_frechet", "effnet_kid"})
 # Tabled only when some row has them (they need the perceptual extra, or weights the user passes).
 OPTIONAL_METRICS = ("effnet_distance", "lpips", "psnr_oracle")
 # One value per (method, column) from the features saved per cell, restorations against their truths; tabled

