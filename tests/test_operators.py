@@ -262,3 +262,25 @@ def test_operators_are_modules_whose_tensors_move_with_to():
     assert blur.kernel.dtype == torch.float64 and blur(x).dtype == torch.float64
     mask = Inpainting(torch.ones(1, 1, 8, 8)).to("meta")
     assert all(b.is_meta for b in mask.buffers()) and len(list(mask.buffers())) >= 1
+
+
+def test_what_applies_follows_the_operators_structure_not_its_class():
+    from hrdis import plausibility
+    from hrdis.solvers import METHODS
+
+    class Subsample(operators.Operator):  # a new super-resolution operator: every second pixel
+        scale = 2
+
+        def forward(self, x):
+            return x[..., ::2, ::2]
+
+        def pinv(self, y):
+            return y.repeat_interleave(2, -2).repeat_interleave(2, -1)
+
+    new = Subsample()
+    assert operators.is_super_resolution(new) and METHODS["bicubic"].applies_to(new)
+    assert METHODS["bicubic"].solver(new(torch.zeros(1, 3, 8, 8)), new).image.shape == (1, 3, 8, 8)
+    kinds = {"sr2": new, "image": Blur(operators.gaussian_kernel(3, 1.0)), "inpaint": Inpainting(torch.ones(1, 1, 8, 8)),
+             "sr4": AveragePoolSR(4), None: BlockCS(0.25)}
+    assert {k: plausibility.operator_kind(op) for k, op in kinds.items()} == {k: k for k in kinds}
+    assert not operators.is_super_resolution(BlockCS(0.25)) and not METHODS["bicubic"].applies_to(Identity())

@@ -263,7 +263,7 @@ class BlindGainOffset(Operator):
     units [0, 1]. In the [-1, 1] display range this is y = f x + (f - 1 + 2M). A low-light photo has
     f ~ 0.1-0.4 and a smooth M. The operator simulates a measurement with its own f and M; a non-blind
     solver given it uses them (an oracle), while ``hrdis-blind`` ignores them and estimates both,
-    through ``apply`` with its own values.
+    through ``with_parameters`` with its own values.
     """
 
     linear = False  # affine, and f, M are unknowns of the blind problem
@@ -286,13 +286,13 @@ class BlindGainOffset(Operator):
         return cls(gain, smooth_veil(image_size, seed))
 
     @staticmethod
-    def apply(x: Tensor, gain: Tensor | float, offset: Tensor | float) -> Tensor:
+    def with_parameters(x: Tensor, gain: Tensor | float, offset: Tensor | float) -> Tensor:
         """A_{f, M}(x) for any f, M (differentiable in all three)."""
         _check_images(x)
         return _to_display(gain * _to_intensity(x) + offset)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.apply(x, self.gain.to(x), self.offset.to(x))
+        return self.with_parameters(x, self.gain.to(x), self.offset.to(x))
 
     def pinv(self, y: Tensor) -> Tensor:
         """(y - M) / f with this operator's f and M (an oracle: blind solvers do not call it)."""

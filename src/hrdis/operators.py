@@ -41,7 +41,7 @@ from torch import Tensor, nn
 from .svd import SVD, average_matrix, block_svd, circulant_svd, diagonal_svd, separable_svd
 
 __all__ = ["AveragePoolSR", "BicubicSR", "BlockCS", "Blur", "Identity", "Inpainting", "Operator",
-           "bicubic_upsample", "gaussian_kernel", "is_linear", "motion_kernel"]
+           "bicubic_upsample", "gaussian_kernel", "is_linear", "is_super_resolution", "motion_kernel"]
 
 
 def _check_images(x: Tensor, what: str = "images") -> None:
@@ -77,6 +77,8 @@ class Operator(nn.Module):
     # says nothing of the others. Samplers that hard-replace observed pixels (as the RED-diff code's PiGDM
     # does for its inpainting operator) do so only here.
     selects_pixels: bool = False
+    # y is a picture of x at 1 / scale of its size (super-resolution) when the operator is observable and scale > 1.
+    scale: int = 1
 
     def __new__(cls, *args, **kwargs):
         self = super().__new__(cls)
@@ -133,6 +135,11 @@ class Operator(nn.Module):
 def is_linear(op: Operator) -> bool:
     """Whether a solver may use ``adjoint`` / ``pinv`` of ``op`` as exact linear algebra."""
     return bool(getattr(op, "linear", False))
+
+
+def is_super_resolution(op: Operator) -> bool:
+    """Whether y is a smaller picture of x (``op.scale`` times smaller), which upsampling can turn back into one."""
+    return bool(getattr(op, "observable", False)) and getattr(op, "scale", 1) > 1
 
 
 class Identity(Operator):

@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from . import images
-from .operators import AveragePoolSR, BicubicSR, Blur, Identity, Inpainting, Operator
+from .operators import Operator
 from .priors import Prior, denoising_error
 
 FRACTIONS, DRAWS = (0.02, 0.05, 0.1), 2
@@ -39,13 +39,11 @@ CALIBRATION_FILE = "plausibility.json"
 def operator_kind(operator: Operator) -> str | None:
     """The calibration key of an operator: "image" (y is the image: denoising, blur), "inpaint", "sr4" ...
     (by SR factor), or None for an operator whose starting estimate the check does not score."""
-    if isinstance(operator, (Identity, Blur)):
-        return "image"
-    if isinstance(operator, Inpainting):
+    if not (operator.linear and operator.observable):
+        return None
+    if operator.selects_pixels:
         return "inpaint"
-    if isinstance(operator, (AveragePoolSR, BicubicSR)):
-        return f"sr{operator.scale}"
-    return None
+    return f"sr{operator.scale}" if operator.scale > 1 else "image"
 
 
 def score(prior: Prior, x: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
@@ -70,7 +68,11 @@ def start_and_weight(y: torch.Tensor, operator: Operator) -> tuple[torch.Tensor,
     left at 0, says nothing about the image and would count against any face with a large one)."""
     with torch.no_grad():
         start = operator.initial_estimate(y).clamp(-1, 1)
-    return start, (operator.mask if isinstance(operator, Inpainting) else None)
+    if not operator.selects_pixels:
+        return start, None
+    with torch.no_grad():  # A^+ A is the 0/1 mask of observed pixels
+        observed = operator.pinv(operator(torch.ones_like(start[:1])))[:, :1]
+    return start, observed
 
 
 @dataclass

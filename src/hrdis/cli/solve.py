@@ -71,7 +71,7 @@ def run(args) -> None:
         y = noise(operator(truth), seed=args.seed)
     else:
         y_img, operator, task = _read_observation(args, size)
-        y = operator(y_img) if isinstance(operator, operators.Inpainting) else y_img
+        y = operator(y_img) if operator.selects_pixels else y_img  # the holes of a photo are unknown: zero them
     device = prior_device(prior)
     y, operator, truth = y.to(device), operator.to(device), (truth.to(device) if truth is not None else None)
     if not args.no_check:  # the clean --input itself, else the observation's starting estimate

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 from .base import SolveResult
-from .blind import BlindConfig, hrdis_blind
+from .blind import BlindConfig, has_gain_and_offset, hrdis_blind
 from .classical import BicubicConfig, TVConfig, bicubic, tv
 from .config import VARIANTS, SolverConfig
 from .daps import DAPS4KConfig, DAPSConfig, DAPSLightConfig, daps, daps_task_params
@@ -71,15 +71,9 @@ def _linear(op) -> bool:
 
 
 def _super_resolution(op) -> bool:
-    from ..operators import AveragePoolSR, BicubicSR
+    from ..operators import is_super_resolution
 
-    return isinstance(op, (AveragePoolSR, BicubicSR))
-
-
-def _gain_offset(op) -> bool:
-    from ..nonlinear import BlindGainOffset
-
-    return isinstance(op, BlindGainOffset)
+    return is_super_resolution(op)
 
 
 @dataclass(frozen=True)
@@ -119,7 +113,7 @@ METHODS: dict[str, Method] = {
     "hrdis-blind": Method("hrdis-blind", hrdis_blind, BlindConfig,
                           "blind HRDIS for y = f x + M (unknown gain f and smooth offset M, App. C.7): alternates "
                           "Adam on f, M with HRDIS steps on the image", _hrdis_task_params,
-                          applies_to=_gain_offset, requires="the blind gain-offset operator, BlindGainOffset (task blind-lowlight)"),
+                          applies_to=has_gain_and_offset, requires="the blind gain-offset operator, BlindGainOffset (task blind-lowlight)"),
     "dps": Method("dps", dps, DPSConfig, "DPS (Chung et al., ICLR 2023): DDPM sampling with a gradient step on "
                   "||y - A(x0_hat)|| (step size zeta per task); 1000 NFE, backprop through the network; linear or "
                   "nonlinear A", _dps_task_params),

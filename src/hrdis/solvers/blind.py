@@ -38,7 +38,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..nonlinear import BlindGainOffset
 from ..operators import Identity, Operator
 from ..priors import Prior
 from ..randomness import Randomness, noise_source
@@ -98,6 +97,11 @@ class BlindConfig(RegularisedConfig):
         check_positive_int("estimate_below", self.estimate_below)
 
 
+def has_gain_and_offset(operator) -> bool:
+    """Whether ``operator`` is of the form y = A_{f, M}(x) with ``with_parameters(x, f, M)`` (``BlindGainOffset``)."""
+    return callable(getattr(operator, "with_parameters", None))
+
+
 def hrdis_blind(
     y: torch.Tensor,
     operator: Operator,
@@ -121,8 +125,8 @@ def hrdis_blind(
     (per-image RMS of y - A_{f,M}(image) under the estimated f and M).
     """
     c = config or BlindConfig()
-    if not isinstance(operator, BlindGainOffset):
-        raise ValueError(f"hrdis-blind estimates the gain and offset of a BlindGainOffset operator, got "
+    if not has_gain_and_offset(operator):
+        raise ValueError(f"hrdis-blind estimates the gain and offset of a gain-offset operator (BlindGainOffset), got "
                          f"{type(operator).__name__}; use method hrdis for known operators")
     check_inputs(y, Identity(), prior, c.steps)  # the shapes of y and the image agree; the operator's pinv is an oracle
     log = StepLog("hrdis-blind", reference=reference, progress=progress, callback=callback)
@@ -139,12 +143,12 @@ def hrdis_blind(
                                     {"params": [offset_grid_map], "lr": c.offset_lr}], betas=(0.9, 0.99))
 
     def degrade(x, log_f, grid):
-        return BlindGainOffset.apply(x, log_f.exp(), smooth_offset(grid, size))
+        return operator.with_parameters(x, log_f.exp(), smooth_offset(grid, size))
 
     def data_loss(x, log_f, grid):
         return 0.5 * squared_misfit(y, lambda image: degrade(image, log_f, grid), x).sum()
 
-    stretched = BlindGainOffset.apply(y, 1 / gain0, -offset0 / gain0)  # A_{f_0,M_0}^-1(y)
+    stretched = operator.with_parameters(y, 1 / gain0, -offset0 / gain0)  # A_{f_0,M_0}^-1(y)
     x_init = (stretched.clamp(-1, 1) if init is None else init).detach().float()
     mu = x_init.clone().requires_grad_(True)
     image_optimizer = torch.optim.Adam([mu], lr=c.lr, betas=(0.9, 0.99))
@@ -170,6 +174,6 @@ def hrdis_blind(
     image = mu.detach().clamp(-1, 1)
     with torch.no_grad():
         gain, offset = log_gain.exp(), smooth_offset(offset_grid_map, size)
-        residual = (y - BlindGainOffset.apply(image, gain, offset)).flatten(1).pow(2).mean(1).sqrt()
+        residual = (y - operator.with_parameters(image, gain, offset)).flatten(1).pow(2).mean(1).sqrt()
     return log.result(image, x_init, nfe=c.steps, backprop=False, params={**c.as_dict(), "seed": seed},
                       extras={"gain": gain.flatten().tolist(), "offset": offset, "residual": residual.tolist()})

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..operators import AveragePoolSR, BicubicSR, Operator
+from ..operators import Operator, is_super_resolution
 from .base import SolveResult, check_inputs, check_positive, check_positive_int, squared_misfit
 from .config import SolverConfig
 from .steplog import StepCallback, StepLog
@@ -66,7 +66,7 @@ def bicubic(y: torch.Tensor, operator: Operator, prior=None, config: BicubicConf
             seed: int | list[int] = 0, randomness=None, reference: torch.Tensor | None = None, progress: bool = False,
             callback: StepCallback | None = None) -> SolveResult:
     """Bicubic upsampling of a low-resolution measurement (super-resolution operators only)."""
-    if not isinstance(operator, (AveragePoolSR, BicubicSR)):
+    if not is_super_resolution(operator):
         raise ValueError("the bicubic baseline applies to super-resolution tasks only (sr2, sr4, ...)")
     log = StepLog("bicubic")
     up = F.interpolate(y, scale_factor=operator.scale, mode="bicubic", align_corners=False).clamp(-1, 1)
