@@ -48,48 +48,27 @@ DENOISE = preset(steps=100, obs_weight=1.0, reg_weight=0.25, lr=0.1)
 PHASE_RETRIEVAL = preset(steps=500, obs_weight=0.5, reg_weight=0.25, lr=0.7, fresh_noise_steps=250)
 PHASE_RETRIEVAL_RESTARTS = 4
 HIGH_DYNAMIC_RANGE = preset(steps=100, obs_weight=1.0, reg_weight=0.25, lr=0.1)
-# Table 5 gives obs_weight 0.02 for the paper's learned blur network; on this physical blur (whose
-# data term is on another scale) 0.02 underfits y: a sweep on 4 held-out faces (docs/RESULTS.md,
-# docs/bench/ablate-obs-weight) gave 19.0 / 22.4 / 25.6 / 27.2 dB at 0.02 / 0.1 / 0.5 / 1.0. Hence 1.0.
+# Table 5's obs_weight 0.02 was tuned for the paper's learned blur network; this physical blur's data term is on
+# another scale and 0.02 underfits y (docs/RESULTS.md, "The nonlinear blur's data weight").
 NONLINEAR_DEBLUR = preset(steps=100, obs_weight=1.0, reg_weight=0.25, lr=0.1)
 # Not in Table 5 (App. C.7 gives only ~300 NFE): inpainting's weights, 300 steps.
 BLIND_LOWLIGHT = preset(steps=300, obs_weight=1.0, reg_weight=0.25, lr=0.1)
 
-# At 64 px, with the bundled prior: learning rates swept on 16 faces kept apart from the evaluation
-# faces (scripts/tune_lr.sh; docs/RESULTS.md, "Learning rates at 64 px"). Adam moves each pixel of mu
-# by about lr per step; with Table 5's rates the network's errors, fed back by the hybrid noise, pile up
-# into blotches. Box inpainting: lr 0.1 -> 24.0 dB, 0.02 -> 28.1 dB (TV 24.6); free-form 20-30%:
-# 23.4 -> 24.4 (TV 22.5); SR x4: lr 0.5 -> 22.2, 0.02 -> 24.4 (bicubic 23.2); CS 25%: lr 0.5 -> 25.4,
-# 0.02 -> 27.6 (TV 26.8).
-# Under noise, App. C.2's data weights (lambda_1 x 0.1 for Gaussian sigma <= 0.05, x 0.05 otherwise) starve
-# the data term at 64 px: on free-form inpainting 20-30% HRDIS fell 1-2 dB below TV on the evaluation faces.
-# Swept on the tuning faces (lambda_1 0.05 / 0.2 / 0.5 / 1 / 2): Gaussian 0.05 -> 19.69 / 22.41 / 23.19 /
-# 23.54 / 23.70 dB, Gaussian 0.1 -> 19.70 / 22.29 / 22.79 / 22.75 / 22.59; inpainting at 64 px takes the
-# best of each, x 2.0 and x 0.5 (``Tuned.noisy_obs_factors``; Poisson and speckle count as heavy noise, as in C.2).
+# At 64 px (the bundled prior) Table 5's rates let the network's errors, fed back by the hybrid noise, pile up
+# into blotches; a small rate averages them out (docs/RESULTS.md, "Learning rates at 64 px").
+# Under noise App. C.2's data weights starve the data term at 64 px, so inpainting keeps a stronger one
+# (docs/RESULTS.md, "Noisy data weights at 64 px"; Poisson and speckle count as heavy noise, as in C.2).
 INPAINT_64 = Tuned(preset(lr=0.02), noisy_obs_factors=(2.0, 0.5))
-# SR and CS under the same noise, swept on x4 and 25% on the same faces (scripts/tune_lr.sh, session 9) and
-# applied to every SR and CS task. SR, lambda_1 0.1 / 0.5 / 1 / 2 under Gaussian 0.05 -> 22.54 / 23.23 / 23.19 /
-# 23.15 dB; 0.02 / 0.05 / 0.1 / 0.2 / 0.5 / 1 under Gaussian 0.1 -> 17.70 / 20.70 / 22.15 / 22.31 / 21.95 / 21.64
-# (C.2's 0.1 and 0.05 were 0.7 and 1.6 dB short). CS wants a strong data term even under noise: lambda_1 0.1 /
-# 0.5 / 1 / 2 / 4 / 8 / 16 -> 24.42 / 25.53 / 25.72 / 25.87 / 26.06 / 26.28 / 26.09 (Gaussian 0.05) and 24.02 /
-# 24.42 / 24.42 / 24.47 / 24.57 / 24.73 / 24.60 (0.1); 8 beat 4 and 16 on each by 0.13-0.22 dB (means).
-# TV / DDRM on these faces: SR 22.72 / 22.94 and 21.30 / 22.29, CS 25.89 / 25.04 and 24.25 / 24.52.
-# Poisson and speckle take the heavy factor, unswept.
+# SR and CS under noise starve the same way; CS wants a strong data term even under noise. Swept on x4 and 25%,
+# applied to every SR and CS task (docs/RESULTS.md, "Noisy SR and CS presets at 64 px").
 SR_64 = Tuned(preset(lr=0.02), noisy_obs_factors=(0.5, 0.2))
 CS_64 = Tuned(preset(lr=0.02), noisy_obs_factors=(8.0, 8.0))
-# The linear blurs (Table 5 has none; SR's lr 0.5 was their preset), swept on the same faces under DPS's
-# noise, Gaussian 0.05 (noiseless, a 64 px blur is invertible by A^+ alone), HRDIS starting from the blurred
-# image (``Blur.initial_estimate``). lambda_1 0.5 / 1 / 2 at lr 0.02 -> 28.54 / 29.54 / 29.84 dB (Gaussian blur),
-# 24.89 / 25.78 / 26.50 (motion); then at lambda_1 2, lr 0.005 / 0.01 / 0.02 / 0.05 -> 31.03 / 30.95 / 29.84 /
-# 27.46 and 25.44 / 26.63 / 26.50 / 24.53; N 300 (lr 0.02) was worse (29.22 / 26.13). TV: 29.65 / 26.11, DDRM:
-# 32.05 / 28.35. Heavier noise takes lambda_1 x 0.5, as inpainting (not swept).
+# The linear blurs (no Table 5 entry) are tuned under DPS's noise, as a noiseless 64 px blur is invertible by A^+
+# alone; more steps or a higher rate fit the noise (docs/RESULTS.md, "The linear blurs at 64 px").
 DEBLUR_64 = Tuned(preset(lr=0.01), noisy_obs_factors=(2.0, 0.5))
-# The nonlinear problems were short of steps, not of rate (same script and faces). Each takes the fewest
-# steps of {100, 300, 1000} at which HRDIS matches RED-diff's 1000-step preset on the tuning faces.
-# Blur: N 100 / 300 / 1000 -> 27.80 / 29.96 / 31.32 dB at lr 0.1, and at N 300 lr 0.05 / 0.1 / 0.2 -> 30.34 /
-# 29.96 / 28.97 (RED-diff, which shares the rate: 30.46 at 0.05, 30.13 at 0.1). HDR: N 100 / 300 / 1000 ->
-# 26.66 / 26.97 / 27.35 (RED-diff 27.05); its rate stays Table 5's: lr 0.5 looked better on the tuning faces
-# (27.21 vs 26.66 at N 100) but was worse on the evaluation faces (26.20 vs 26.56, one diverged).
+# The nonlinear problems were short of steps, not of rate: each takes the fewest of N 100 / 300 / 1000 at which
+# HRDIS matches RED-diff's 1000-step preset; HDR keeps Table 5's lr, as a higher rate's gain did not carry over
+# to the evaluation faces (docs/RESULTS.md, "The nonlinear presets at 64 px").
 NONLINEAR_DEBLUR_64 = Tuned(preset(steps=300, lr=0.05))
 HIGH_DYNAMIC_RANGE_64 = Tuned(preset(steps=300))
 
