@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .operators import Blur, Operator, _check_images
+from .operators import Blur, Operator, check_images
 
 __all__ = ["BlindGainOffset", "HDR", "NonlinearBlur", "PhaseRetrieval", "camera_response",
            "inverse_camera_response", "smooth_veil", "soft_saturation"]
@@ -97,7 +97,7 @@ class PhaseRetrieval(Operator):
                          f"{self.oversample:g}; is this a phase-retrieval measurement?")
 
     def forward(self, x: Tensor) -> Tensor:
-        _check_images(x)
+        check_images(x)
         if x.shape[-1] != x.shape[-2]:
             raise ValueError(f"phase retrieval needs square images, got {x.shape[-2]}x{x.shape[-1]}")
         p = self.padding(x.shape[-1])
@@ -106,7 +106,7 @@ class PhaseRetrieval(Operator):
         return _centred_fft2(F.pad(x, (p, p, p, p))).abs()
 
     def pinv(self, y: Tensor) -> Tensor:
-        _check_images(y, "measurements")
+        check_images(y, "measurements")
         n = self.image_size(y.shape[-1])
         p = self.padding(n)
         x = _centred_ifft2(y.to(torch.complex64 if y.dtype != torch.float64 else torch.complex128)).abs()[
@@ -122,7 +122,7 @@ class PhaseRetrieval(Operator):
 
     def measurement_image(self, y: Tensor) -> Tensor:
         """The log-magnitude spectrum, scaled per image to [-1, 1] (the usual way to show a diffraction pattern)."""
-        _check_images(y, "measurements")
+        check_images(y, "measurements")
         log_magnitude = torch.log1p(y.clamp_min(0))
         peak = log_magnitude.flatten(1).amax(1).clamp_min(1e-12).view(-1, 1, 1, 1)
         return 2 * log_magnitude / peak - 1
@@ -143,11 +143,11 @@ class HDR(Operator):
     name = "hdr"
 
     def forward(self, x: Tensor) -> Tensor:
-        _check_images(x)
+        check_images(x)
         return (2 * x).clamp(-1, 1)
 
     def pinv(self, y: Tensor) -> Tensor:
-        _check_images(y, "measurements")
+        check_images(y, "measurements")
         return y / 2
 
     def measurement_image(self, y: Tensor) -> Tensor:
@@ -223,13 +223,13 @@ class NonlinearBlur(Operator):
         return self.blur.kernel
 
     def forward(self, x: Tensor) -> Tensor:
-        _check_images(x)
+        check_images(x)
         linear_light = inverse_camera_response(_to_intensity(x), self.gamma, self.toe)
         sensor = soft_saturation(self.exposure * self.blur(linear_light), self.knee)
         return _to_display(camera_response(sensor, self.gamma, self.toe))
 
     def pinv(self, y: Tensor) -> Tensor:
-        _check_images(y, "measurements")
+        check_images(y, "measurements")
         return y.clone()
 
     def measurement_image(self, y: Tensor) -> Tensor:
@@ -288,7 +288,7 @@ class BlindGainOffset(Operator):
     @staticmethod
     def with_parameters(x: Tensor, gain: Tensor | float, offset: Tensor | float) -> Tensor:
         """A_{f, M}(x) for any f, M (differentiable in all three)."""
-        _check_images(x)
+        check_images(x)
         return _to_display(gain * _to_intensity(x) + offset)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -296,7 +296,7 @@ class BlindGainOffset(Operator):
 
     def pinv(self, y: Tensor) -> Tensor:
         """(y - M) / f with this operator's f and M (an oracle: blind solvers do not call it)."""
-        _check_images(y, "measurements")
+        check_images(y, "measurements")
         return _to_display((_to_intensity(y) - self.offset.to(y)) / self.gain.to(y))
 
     def measurement_image(self, y: Tensor) -> Tensor:

@@ -44,7 +44,7 @@ __all__ = ["AveragePoolSR", "BicubicSR", "BlockCS", "Blur", "Identity", "Inpaint
            "bicubic_upsample", "gaussian_kernel", "is_linear", "is_super_resolution", "motion_kernel"]
 
 
-def _check_images(x: Tensor, what: str = "images") -> None:
+def check_images(x: Tensor, what: str = "images") -> None:
     if not isinstance(x, Tensor):
         raise TypeError(f"{what} must be a torch.Tensor, got {type(x).__name__}")
     if x.dim() != 4:
@@ -180,7 +180,7 @@ class Inpainting(Operator):
         self.mask = mask.float()
 
     def _mask_for(self, x: Tensor) -> Tensor:
-        _check_images(x)
+        check_images(x)
         if tuple(x.shape[-2:]) != tuple(self.mask.shape[-2:]):
             raise ValueError(f"the mask is {self.mask.shape[-2]}x{self.mask.shape[-1]} but the image is "
                              f"{x.shape[-2]}x{x.shape[-1]}; use a mask of the image's size")
@@ -218,7 +218,7 @@ class AveragePoolSR(Operator):
         self.name = f"avgpool-sr{self.scale}"
 
     def forward(self, x: Tensor) -> Tensor:
-        _check_images(x)
+        check_images(x)
         h, w = x.shape[-2:]
         if h % self.scale or w % self.scale:
             raise ValueError(f"a {h}x{w} image cannot be average-pooled by {self.scale}; "
@@ -226,7 +226,7 @@ class AveragePoolSR(Operator):
         return F.avg_pool2d(x, self.scale)
 
     def _upsample(self, y: Tensor) -> Tensor:
-        _check_images(y, "measurements")
+        check_images(y, "measurements")
         return y.repeat_interleave(self.scale, dim=-2).repeat_interleave(self.scale, dim=-1)
 
     def adjoint(self, y: Tensor) -> Tensor:
@@ -319,13 +319,13 @@ class BicubicSR(Operator):
         self.pinv_h, self.pinv_w = torch.linalg.pinv(d_h).float(), torch.linalg.pinv(d_w).float()
 
     def _check(self, x: Tensor) -> None:
-        _check_images(x)
+        check_images(x)
         if tuple(x.shape[-2:]) != self.image_size:
             raise ValueError(f"BicubicSR was built for {self.image_size[0]}x{self.image_size[1]} images but got "
                              f"{x.shape[-2]}x{x.shape[-1]}; build it with image_size={x.shape[-1]}")
 
     def _check_measurement(self, y: Tensor) -> None:
-        _check_images(y, "measurements")
+        check_images(y, "measurements")
         expected = (self.matrix_h.shape[0], self.matrix_w.shape[0])
         if tuple(y.shape[-2:]) != expected:
             raise ValueError(f"BicubicSR x{self.scale} of {self.image_size[0]}x{self.image_size[1]} images gives "
@@ -354,7 +354,7 @@ class BicubicSR(Operator):
 
 def bicubic_upsample(y: Tensor, scale: int) -> Tensor:
     """Plain bicubic interpolation by ``scale``, clamped to [-1, 1]: the classical SR baseline."""
-    _check_images(y)
+    check_images(y)
     if not isinstance(scale, (int, np.integer)) or isinstance(scale, bool) or scale < 1:
         raise ValueError(f"the upsampling scale must be a positive integer, got {scale!r}")
     # Bicubic overshoots at edges; clamping keeps the result a valid image.
@@ -394,7 +394,7 @@ class BlockCS(Operator):
         self.phi = _orthonormal_rows(self.num_measurements, self.block * self.block, self.seed).clone()
 
     def _check(self, x: Tensor) -> None:
-        _check_images(x)
+        check_images(x)
         h, w = x.shape[-2:]
         if h % self.block or w % self.block:
             raise ValueError(f"a {h}x{w} image does not split into {self.block}x{self.block} blocks; "
@@ -537,7 +537,7 @@ class Blur(Operator):
         return self._transfer_cache[key]
 
     def _convolve(self, x: Tensor, transfer) -> Tensor:
-        _check_images(x)
+        check_images(x)
         h, w = x.shape[-2:]
         k = transfer(self.transfer_function(h, w, x))
         return torch.fft.irfft2(torch.fft.rfft2(x) * k, s=(h, w))

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# DAPS, DiffPIR and DDNM against HRDIS and the paper's peers, on the evaluation faces (009901-), each method at
+# its preset; pair them with the 100-face folders of the other methods with `scripts/paired.py --b-out`.
+# Resumable parts:
+#   noisy      DiffPIR and DDNM+ on the noisy suite (free-form inpainting 20-30% under four noise models), N faces
+#              (DiffPIR and DDNM on the linear suite: part 1 of scripts/eval_perceptual.sh)
+#   nonlinear  DAPS at its CPU preset (daps-light, 100 NFE) on the nonlinear suite, N faces; DAPS-1K on N_1K
+#   cost       quality against network evaluations on inpaint-ff20 and sr4, first N_COST faces: every method's
+#              steps swept around its preset (the presets' own rows come from scripts/eval_perceptual.sh), then
+#              python scripts/quality_vs_cost.py draws docs/bench/cost-quality/quality_vs_nfe.png
+#   dps-pr     DPS on phase retrieval (4 restarts x 1000 NFE with backprop: about 6 min a face here), N_DPS faces
+# Usage: [PROCS=2] [PARTS="noisy nonlinear cost dps-pr"] bash scripts/eval_new_peers.sh [N=32] [N_1K=16] [N_COST=8] [N_DPS=4]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/_bench.sh
+n=${1:-32}; n_1k=${2:-16}; n_cost=${3:-8}; n_dps=${4:-4}
+faces=../shared/data/celeba-10k.tar
+common=(--images $faces --first 9901 --figures 0 --precision "$PRECISION")
+for part in ${PARTS:-noisy nonlinear cost dps-pr}; do
+  case $part in
+  noisy) bench --suite noisy --methods diffpir,ddnm-plus --num-images "$n" "${common[@]}" --out docs/bench/peers-noisy ;;
+  nonlinear)
+    bench --suite nonlinear --methods daps-light --num-images "$n" "${common[@]}" --out docs/bench/peers-nonlinear
+    bench --suite nonlinear --methods daps --num-images "$n_1k" "${common[@]}" --out docs/bench/peers-nonlinear-1k ;;
+  cost)
+    out=docs/bench/cost-quality
+    for sweep in "hrdis 30,300,1000" "reddiff 100,300" "dps 100,300" "ddrm 20,50" "diffpir 20,50,100"; do
+      set -- $sweep
+      sharded ablate --param steps --values "$2" --method "$1" --tasks inpaint-ff20,sr4 --num-images "$n_cost" \
+          --no-plots "${common[@]}" --out "$out/$1"
+    done
+    bench --tasks inpaint-ff20,sr4 --methods daps-light,daps --num-images "$n_cost" "${common[@]}" --out "$out/daps"
+    python3 scripts/quality_vs_cost.py docs/bench/perceptual-linear docs/bench/perceptual-1000nfe "$out"/*/ \
+        --tasks inpaint-ff20,sr4 --out "$out" ;;
+  dps-pr) bench --tasks phase-retrieval --methods dps --num-images "$n_dps" "${common[@]}" --out docs/bench/peers-nonlinear-dps ;;
+  esac
+done
