@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The beta ablation (the paper's Fig. 9; issue 7): beta in {0, 0.1, 0.2, 0.5, 1} at HRDIS's presets on
+# The beta ablation (the paper's Fig. 9): beta in {0, 0.1, 0.2, 0.5, 1} at HRDIS's presets on
 # box inpainting, x4 SR and nonlinear deblurring, on held-out faces. Plots: pip install 'hrdis[plots]'.
 # Usage: [PROCS=2] bash scripts/eval_ablation.sh [N, default 8] [OUT, default docs/bench/ablate-beta-5]
 set -euo pipefail

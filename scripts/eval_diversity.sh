@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Diversity (the paper's Fig. 5; issue 7): one held-out face's x16 SR measurement restored with several
+# Diversity (the paper's Fig. 5): one held-out face's x16 SR measurement restored with several
 # seeds by HRDIS and by RED-diff; per-pixel std maps and the mean pairwise RMSE in docs/bench/diversity/.
 # Usage: bash scripts/eval_diversity.sh [FACE, default 009901] [SEEDS, default 8]
 set -euo pipefail

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Nonlinear problems (issue 5) on held-out faces: the Table 4/11 analogue (phase retrieval, HDR, nonlinear
+# Nonlinear problems on held-out faces: the Table 4/11 analogue (phase retrieval, HDR, nonlinear
 # deblurring), HRDIS against RED-diff at their default presets, then the blind low-light example
 # (docs/lowlight.png). Phase retrieval dominates the cost: about 4.5 min of one core per face for the pair.
 # Usage: [PROCS=2] bash scripts/eval_nonlinear.sh [N, default 16] [METHODS, default hrdis,reddiff]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Peer methods on held-out faces (issue 6): inpainting (free-form 20-30%), x4 SR and 25% CS, then phase
+# Peer methods on held-out faces: inpainting (free-form 20-30%), x4 SR and 25% CS, then phase
 # retrieval, at each method's default preset. The methods that backpropagate through the network for
 # 1000 steps (DPS) or 300 iterations of a 3-step DDIM (DMPlug) cost ~20x HRDIS here, so they run on fewer faces.
 # Usage: [PROCS=2] bash scripts/eval_peers.sh [N, default 6] [N_BACKPROP, default 2] [N_PHASE, default 2] [OUT]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Quality bars of the bundled prior (issues 4 and 23), on held-out CelebA faces 009901-010000:
+# Quality bars of the bundled prior, on held-out CelebA faces 009901-010000:
 # HRDIS vs total variation (24x24 box inpainting) and vs bicubic (x4 SR) on three face crops of the same faces
 # (celeba: the prior's training crop; tight: the face fills about 20% more of the frame, about FFHQ's alignment;
 # loose: about 20% less), one resumable bench folder per crop, then a 64-sample DDIM grid.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One of the paper's table analogues (issue 7), `hrdis bench --suite SUITE`, on the fixed evaluation faces
+# One of the paper's table analogues, `hrdis bench --suite SUITE`, on the fixed evaluation faces
 # (009901 onwards), each method at its default preset. Resumable: re-run the same command to continue;
 # methods may be added to the same OUT in later runs (then `--render-only` tables them all).
 # Suites: linear (Table 1/9), ffhq (Table 2/10), nonlinear (Table 4/11), noisy (App. C.2), deblur.

@@ -35,7 +35,7 @@ def run(args) -> None:
 
     from ..training import TrainOptions, train
 
-    # SIGTERM (a scheduler's or a session's end) or Ctrl-C: finish the step, write a checkpoint, stop.
+    # SIGTERM (a scheduler's stop) or Ctrl-C: finish the step, write a checkpoint, stop.
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
