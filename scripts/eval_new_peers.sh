@@ -9,14 +9,14 @@
 #              steps swept around its preset (the presets' own rows come from scripts/eval_perceptual.sh), then
 #              python scripts/quality_vs_cost.py draws docs/bench/cost-quality/quality_vs_nfe.png
 #   dps-pr     DPS on phase retrieval (4 restarts x 1000 NFE with backprop: about 6 min a face here), N_DPS faces
-# Usage: [PROCS=2] [PARTS="noisy nonlinear cost dps-pr"] bash scripts/eval_new_peers.sh [N=32] [N_1K=16] [N_COST=8] [N_DPS=4]
+# Usage: [PROCS=2] [PARTS="noisy cost nonlinear dps-pr"] bash scripts/eval_new_peers.sh [N=32] [N_1K=16] [N_COST=8] [N_DPS=4]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/_bench.sh
 n=${1:-32}; n_1k=${2:-16}; n_cost=${3:-8}; n_dps=${4:-4}
 faces=../shared/data/celeba-10k.tar
 common=(--images $faces --first 9901 --figures 0 --precision "$PRECISION")
-for part in ${PARTS:-noisy nonlinear cost dps-pr}; do
+for part in ${PARTS:-noisy cost nonlinear dps-pr}; do
   case $part in
   noisy) bench --suite noisy --methods diffpir,ddnm-plus --num-images "$n" "${common[@]}" --out docs/bench/peers-noisy ;;
   nonlinear)

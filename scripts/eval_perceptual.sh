@@ -6,18 +6,20 @@
 #   2. HRDIS against RED-diff and DPS (1000 NFE each) on inpaint-ff20 and sr4, on the first N_SLOW of them;
 #   3. beta 0 / 0.2 / 1 on inpaint-ff20 and cs25, on the 16 tuning faces 009501-009516 (sr4 is in
 #      docs/bench/ablate-beta-perceptual);
-#   4. the 64 px learning rate 0.02 against Table 5's (0.1 inpainting, 0.5 SR and CS), same faces.
-# Usage: [PROCS=2] [PARTS="1 2 3 4"] bash scripts/eval_perceptual.sh [N, default 32] [N_SLOW, default 16]
+#   4. the 64 px learning rate 0.02 against Table 5's (0.1 inpainting, 0.5 SR and CS), same faces;
+#   5. phase retrieval (4 restarts each): HRDIS, RED-diff and DAPS at its CPU preset, first N_PR faces.
+# Usage: [PROCS=2] [PARTS="1 2 3 4 5"] bash scripts/eval_perceptual.sh [N, default 32] [N_SLOW, default 16] [N_PR, default 8]
 # (needs the perceptual extra and ../shared/data/celeba-10k.tar)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/_bench.sh
 n=${1:-32}
 n_slow=${2:-16}
+n_pr=${3:-8}
 faces=../shared/data/celeba-10k.tar
 python3 -c 'from hrdis.experiments.perceptual import DeepFeatureDistance as D; D()' \
   || { echo "eval_perceptual.sh: install the perceptual extra first: pip install -e '.[perceptual]'" >&2; exit 2; }
-for part in ${PARTS:-1 2 3 4}; do
+for part in ${PARTS:-1 2 3 4 5}; do
   case $part in
   1) bench --suite linear --methods hrdis,ddrm,ddnm,diffpir,tv,bicubic --images $faces --first 9901 \
          --num-images "$n" --figures 0 --precision "$PRECISION" --out docs/bench/perceptual-linear ;;
@@ -29,5 +31,7 @@ for part in ${PARTS:-1 2 3 4}; do
          --num-images 16 --figures 0 --precision "$PRECISION" --out docs/bench/perceptual-lr-inpaint
      sharded ablate --param lr --values 0.02,0.5 --tasks sr4,cs25 --images $faces --first 9501 \
          --num-images 16 --figures 0 --precision "$PRECISION" --out docs/bench/perceptual-lr-sr-cs ;;
+  5) bench --tasks phase-retrieval --methods hrdis,reddiff,daps-light --images $faces --first 9901 \
+         --num-images "$n_pr" --figures 0 --precision "$PRECISION" --out docs/bench/perceptual-phase-retrieval ;;
   esac
 done
