@@ -26,9 +26,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
-
 from PIL import Image
+from tqdm import tqdm
 
 from .images import CROPS, atomic_write_bytes, face_crop, image_stem_number, iter_image_source
 from .priors import save_prior
