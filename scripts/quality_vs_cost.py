@@ -89,14 +89,20 @@ def main(argv=None) -> None:
     except ImportError:
         print("matplotlib is not installed: wrote the table only")
         return
-    fig, axes = plt.subplots(1, len(summaries), figsize=(5 * len(summaries), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(summaries), figsize=(5.5 * len(summaries), 4.5), squeeze=False)
+    families = sorted({p["family"] for summary, _ in summaries.values() for p in summary})
+    colours = {f: plt.get_cmap("tab10")(i % 10) for i, f in enumerate(families)}  # one colour per method
     for ax, (task, (summary, n)) in zip(axes[0], summaries.items()):
         for family in sorted({p["family"] for p in summary}):
             pts = sorted((p for p in summary if p["family"] == family), key=lambda p: p["nfe"])
-            line, = ax.plot([p["nfe"] for p in pts], [p["mean"] for p in pts], marker="o", ms=4, label=family)
+            if all(p["nfe"] == 0 for p in pts):  # prior-free baselines: no network, a level to beat
+                ax.axhline(pts[0]["mean"], ls="--", lw=1, color=colours[family], label=f"{family} (no network)")
+                continue
+            ax.plot([p["nfe"] for p in pts], [p["mean"] for p in pts], marker="o", ms=4, label=family,
+                    color=colours[family])
             presets = [p for p in pts if p["preset"]]
             ax.plot([p["nfe"] for p in presets], [p["mean"] for p in presets], ls="", marker="*", ms=13,
-                    color=line.get_color())
+                    color=colours[family])
         ax.set_xscale("log")
         ax.set_xlabel("network evaluations (NFE)")
         ax.set_ylabel(args.metric)
