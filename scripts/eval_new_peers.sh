@@ -7,9 +7,11 @@
 #   nonlinear  DAPS at its CPU preset (daps-light, 100 NFE) on the nonlinear suite, N faces; DAPS-1K on N_1K
 #   cost       quality against network evaluations on inpaint-ff20 and sr4, first N_COST faces: every method's
 #              steps swept around its preset (the presets' own rows come from scripts/eval_perceptual.sh), then
-#              python scripts/quality_vs_cost.py draws docs/bench/cost-quality/quality_vs_nfe.png
+#              python scripts/quality_vs_cost.py draws docs/bench/cost-quality${SUFFIX:-}/quality_vs_nfe.png
 #   dps-pr     DPS on phase retrieval (4 restarts x 1000 NFE with backprop: about 6 min a face here), N_DPS faces
-# Usage: [PROCS=2] [PARTS="noisy cost nonlinear dps-pr"] bash scripts/eval_new_peers.sh [N=32] [N_1K=16] [N_COST=8] [N_DPS=4]
+# Usage: [PROCS=2] [SUFFIX=-NAME] [PARTS="noisy cost nonlinear dps-pr"] bash scripts/eval_new_peers.sh [N=32] [N_1K=16] [N_COST=8] [N_DPS=4]
+# SUFFIX is appended to every output folder: a folder holds one prior's rows (bench refuses another's),
+# so a run after the bundled prior changes needs its own folders (e.g. SUFFIX=-STEPS, the prior's training steps).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/_bench.sh
@@ -18,20 +20,20 @@ faces=../shared/data/celeba-10k.tar
 common=(--images $faces --first 9901 --figures 0 --precision "$PRECISION")
 for part in ${PARTS:-noisy cost nonlinear dps-pr}; do
   case $part in
-  noisy) bench --suite noisy --methods diffpir,ddnm-plus --num-images "$n" "${common[@]}" --out docs/bench/peers-noisy ;;
+  noisy) bench --suite noisy --methods diffpir,ddnm-plus --num-images "$n" "${common[@]}" --out docs/bench/peers-noisy${SUFFIX:-} ;;
   nonlinear)
-    bench --suite nonlinear --methods daps-light --num-images "$n" "${common[@]}" --out docs/bench/peers-nonlinear
-    bench --suite nonlinear --methods daps --num-images "$n_1k" "${common[@]}" --out docs/bench/peers-nonlinear-1k ;;
+    bench --suite nonlinear --methods daps-light --num-images "$n" "${common[@]}" --out docs/bench/peers-nonlinear${SUFFIX:-}
+    bench --suite nonlinear --methods daps --num-images "$n_1k" "${common[@]}" --out docs/bench/peers-nonlinear-1k${SUFFIX:-} ;;
   cost)
-    out=docs/bench/cost-quality
+    out=docs/bench/cost-quality${SUFFIX:-}
     for sweep in "hrdis 30,300,1000" "reddiff 100,300" "dps 100,300" "ddrm 20,50" "diffpir 20,50,100"; do
       set -- $sweep
       sharded ablate --param steps --values "$2" --method "$1" --tasks inpaint-ff20,sr4 --num-images "$n_cost" \
           --no-plots "${common[@]}" --out "$out/$1"
     done
     bench --tasks inpaint-ff20,sr4 --methods daps-light,daps --num-images "$n_cost" "${common[@]}" --out "$out/daps"
-    python3 scripts/quality_vs_cost.py docs/bench/perceptual-linear docs/bench/perceptual-1000nfe "$out"/*/ \
+    python3 scripts/quality_vs_cost.py docs/bench/perceptual-linear${SUFFIX:-} docs/bench/perceptual-1000nfe${SUFFIX:-} "$out"/*/ \
         --tasks inpaint-ff20,sr4 --out "$out" ;;
-  dps-pr) bench --tasks phase-retrieval --methods dps --num-images "$n_dps" "${common[@]}" --out docs/bench/peers-nonlinear-dps ;;
+  dps-pr) bench --tasks phase-retrieval --methods dps --num-images "$n_dps" "${common[@]}" --out docs/bench/peers-nonlinear-dps${SUFFIX:-} ;;
   esac
 done

@@ -8,7 +8,9 @@
 #      docs/bench/ablate-beta-perceptual);
 #   4. the 64 px learning rate 0.02 against Table 5's (0.1 inpainting, 0.5 SR and CS), same faces;
 #   5. phase retrieval (4 restarts each): HRDIS, RED-diff and DAPS at its CPU preset, first N_PR faces.
-# Usage: [PROCS=2] [PARTS="1 2 3 4 5"] bash scripts/eval_perceptual.sh [N, default 32] [N_SLOW, default 16] [N_PR, default 8]
+# Usage: [PROCS=2] [SUFFIX=-NAME] [PARTS="1 2 3 4 5"] bash scripts/eval_perceptual.sh [N, default 32] [N_SLOW, default 16] [N_PR, default 8]
+# SUFFIX is appended to every output folder: a folder holds one prior's rows (bench refuses another's),
+# so a run after the bundled prior changes needs its own folders (e.g. SUFFIX=-STEPS, the prior's training steps).
 # (needs the perceptual extra and ../shared/data/celeba-10k.tar)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,16 +24,16 @@ python3 -c 'from hrdis.experiments.perceptual import DeepFeatureDistance as D; D
 for part in ${PARTS:-1 2 3 4 5}; do
   case $part in
   1) bench --suite linear --methods hrdis,ddrm,ddnm,diffpir,tv,bicubic --images $faces --first 9901 \
-         --num-images "$n" --figures 0 --precision "$PRECISION" --out docs/bench/perceptual-linear ;;
+         --num-images "$n" --figures 0 --precision "$PRECISION" --out docs/bench/perceptual-linear${SUFFIX:-} ;;
   2) bench --tasks inpaint-ff20,sr4 --methods hrdis,reddiff,dps --images $faces --first 9901 \
-         --num-images "$n_slow" --figures 0 --precision "$PRECISION" --out docs/bench/perceptual-1000nfe ;;
+         --num-images "$n_slow" --figures 0 --precision "$PRECISION" --out docs/bench/perceptual-1000nfe${SUFFIX:-} ;;
   3) sharded ablate --param beta --values 0,0.2,1 --tasks inpaint-ff20,cs25 --images $faces --first 9501 \
-         --num-images 16 --figures 0 --precision "$PRECISION" --out docs/bench/perceptual-beta ;;
+         --num-images 16 --figures 0 --precision "$PRECISION" --out docs/bench/perceptual-beta${SUFFIX:-} ;;
   4) sharded ablate --param lr --values 0.02,0.1 --tasks inpaint-ff20 --images $faces --first 9501 \
-         --num-images 16 --figures 0 --precision "$PRECISION" --out docs/bench/perceptual-lr-inpaint
+         --num-images 16 --figures 0 --precision "$PRECISION" --out docs/bench/perceptual-lr-inpaint${SUFFIX:-}
      sharded ablate --param lr --values 0.02,0.5 --tasks sr4,cs25 --images $faces --first 9501 \
-         --num-images 16 --figures 0 --precision "$PRECISION" --out docs/bench/perceptual-lr-sr-cs ;;
+         --num-images 16 --figures 0 --precision "$PRECISION" --out docs/bench/perceptual-lr-sr-cs${SUFFIX:-} ;;
   5) bench --tasks phase-retrieval --methods hrdis,reddiff,daps-light --images $faces --first 9901 \
-         --num-images "$n_pr" --figures 0 --precision "$PRECISION" --out docs/bench/perceptual-phase-retrieval ;;
+         --num-images "$n_pr" --figures 0 --precision "$PRECISION" --out docs/bench/perceptual-phase-retrieval${SUFFIX:-} ;;
   esac
 done

@@ -13,7 +13,7 @@ from PIL import Image
 from hrdis import metrics
 from hrdis.experiments import ablate, bench
 from hrdis.cli import main
-from hrdis.priors import GaussianPrior
+from hrdis.priors import GaussianPrior, load_prior, save_prior
 
 
 
@@ -328,3 +328,20 @@ def test_interrupts_and_argument_errors_still_stop_the_bench(capsys, tmp_path, i
                        "--steps", -1, "--prior", tiny_prior_dir, "--out", tmp_path / "s")
     assert code == 2 and err.strip() == "hrdis: error: --steps must be a positive integer, got -1"
     assert not (tmp_path / "s").exists()
+
+
+def test_a_bench_folder_refuses_rows_of_another_prior(capsys, tmp_path, image_dir, tiny_prior_dir):
+    same = load_prior(tiny_prior_dir)
+    assert load_prior(tiny_prior_dir, autocast=torch.bfloat16).weights_id() == same.weights_id()
+    with torch.no_grad():
+        same.unet.out[-1].bias[0] += 1e-3  # a checkpoint a few steps on: one value changed
+    save_prior(tmp_path / "other", same.unet, same.schedule, {"trained_steps": 7})
+    assert load_prior(tmp_path / "other").weights_id() != load_prior(tiny_prior_dir).weights_id()
+    args = ["bench", "--tasks", "sr4", "--methods", "bicubic", "--images", image_dir, "--n", 1, "--out", tmp_path / "b"]
+    assert run(capsys, *args, "--prior", tiny_prior_dir)[0] == 0
+    assert lines(tmp_path / "b" / "rows.jsonl")[0]["prior"] == load_prior(tiny_prior_dir).weights_id()
+    code, _, err = run(capsys, *args, "--n", 2, "--prior", tmp_path / "other")
+    assert code == 2 and "holds rows made with another prior" in err and "Traceback" not in err
+    assert len(lines(tmp_path / "b" / "rows.jsonl")) == 1
+    assert run(capsys, *args, "--n", 2, "--prior", tiny_prior_dir)[0] == 0  # the same prior resumes
+    assert [r["prior_steps"] for r in lines(tmp_path / "b" / "rows.jsonl")] == [None, None]

@@ -228,6 +228,8 @@ def run_cells(prior: Prior, columns: list[Column], methods: list[str], bench_ima
     size = bench_images[0].image.shape[-1]
     check_same_params(rows, columns, methods, params or {}, size, out)
     check_same_crop(all_rows(out), bench_images, out)
+    prior_fields = {"prior": prior.weights_id(), "prior_steps": getattr(prior, "meta", {}).get("trained_steps")}
+    check_same_prior(all_rows(out), prior_fields["prior"], out)
     done = {r["key"] for r in rows}
     runnable = {(c.task, m) for c in columns for m in methods if applicable(m, c.task, size)}
     # A rank takes every world-th (column, image) with all its methods, so slow and fast methods mix on every rank.
@@ -257,7 +259,7 @@ def run_cells(prior: Prior, columns: list[Column], methods: list[str], bench_ima
             row = {"key": key, "task": col.task, "column": col.label, "tag": col.tag, "method": method,
                    "image": im.name, "crop": im.crop, "noise": col.noise, "seed": seed,
                    "variant": (params or {}).get("variant", "default"), **fields, "device": str(device),
-                   "precision": precision, "rank": rank, **(extra or {})}
+                   "precision": precision, "rank": rank, **prior_fields, **(extra or {})}
             f.write(json.dumps(row, default=str) + "\n")
             f.flush()
             os.fsync(f.fileno())
@@ -305,6 +307,17 @@ def check_same_crop(rows: list[dict], bench_images: list[BenchImage], out: Path)
         if had not in crops:
             raise ValueError(f"{out} holds rows made on {had} crops (now {'/'.join(sorted(crops))}); use a new --out "
                              f"for each --crop so the tables do not mix the two")
+
+
+def check_same_prior(rows: list[dict], prior_id: str, out: Path) -> None:
+    """Refuse to add cells made with one prior to a folder whose rows used another (``Prior.weights_id``):
+    a resumed run after the prior changed would otherwise pass the old cells for done and mix the two.
+    Rows that record no prior are from before rows recorded it; docs/RESULTS.md names their prior."""
+    for r in rows:
+        had = r.get("prior")
+        if had is not None and had != prior_id:
+            raise ValueError(f"{out} holds rows made with another prior (weights {had}, now {prior_id}); use a new "
+                             f"--out for this prior so the tables do not mix the two")
 
 
 def _run_cell(prior: Prior, col: Column, method: str, im: BenchImage, noise_model, key: str, out: Path, *,
