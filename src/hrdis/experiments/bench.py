@@ -224,12 +224,13 @@ def run_cells(prior: Prior, columns: list[Column], methods: list[str], bench_ima
     for m in methods:
         get_method(m)
     noise_models = {c.noise: parse_noise(c.noise) for c in columns}
-    rows = [r for r in all_rows(out) if not is_error(r)]  # error rows are retried
+    found = all_rows(out)
+    rows = [r for r in found if not is_error(r)]  # error rows are retried
     size = bench_images[0].image.shape[-1]
     check_same_params(rows, columns, methods, params or {}, size, out)
-    check_same_crop(all_rows(out), bench_images, out)
+    check_same_crop(found, bench_images, out)
     prior_fields = {"prior": prior.weights_id(), "prior_steps": getattr(prior, "meta", {}).get("trained_steps")}
-    check_same_prior(all_rows(out), prior_fields["prior"], out)
+    check_same_prior(found, prior_fields["prior"], out)
     done = {r["key"] for r in rows}
     runnable = {(c.task, m) for c in columns for m in methods if applicable(m, c.task, size)}
     # A rank takes every world-th (column, image) with all its methods, so slow and fast methods mix on every rank.
