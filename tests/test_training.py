@@ -127,6 +127,19 @@ def test_augmented_crops_stay_within_the_stated_zoom_and_shift():
                            random_crops(ctx, size, zc, scale, shift, gen))
 
 
+def test_augment_fraction_keeps_the_rest_at_celebas_crop():
+    from hrdis.training import context_zoom, crops_of_context, random_crops
+
+    scale, shift, size = 0.15, 0.08, 32
+    zc = context_zoom(scale, shift)
+    ctx = _disc_context().expand(400, -1, -1, -1)
+    plain = crops_of_context(ctx[:1], size, zc, torch.ones(1), torch.zeros(1, 2))
+    gen = torch.Generator().manual_seed(0)
+    assert torch.equal(random_crops(ctx[:8], size, zc, scale, shift, gen, fraction=0.0), plain.expand(8, -1, -1, -1))
+    unchanged = (random_crops(ctx, size, zc, scale, shift, gen, fraction=0.3) == plain).flatten(1).all(1)
+    assert 0.62 < unchanged.float().mean() < 0.78  # 70% kept, binomial s.e. 2.3%
+
+
 def test_the_validation_crops_match_the_benchmark_crops(tmp_path):
     """Crops taken from the stored context squares agree with ``images.face_crop`` of the original file, up
     to the sub-pixel rounding of ``images.crop_box``: each is far closer to the same crop than to the others."""

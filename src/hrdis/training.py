@@ -10,7 +10,8 @@ forward/backward, an EMA of the weights for sampling, atomic resumable checkpoin
 
 Faces come framed in many ways (FFHQ's alignment is tighter than CelebA's), so each training sample is a
 random re-crop around the CelebA crop: zoom log-uniform in [1 / (1 + scale), 1 + scale], shifted by up to
-``shift`` x its side each way, then a horizontal flip half the time. The held-out loss is measured on three
+``shift`` x its side each way, then a horizontal flip half the time. With ``augment_fraction`` below 1 only that
+share of the samples is re-cropped; the rest keep CelebA's crop, so a batch mixes the two. The held-out loss is measured on three
 fixed crops of the held-out images (``images.CROPS``: celeba, tight, loose), and the exported prior is the
 checkpoint with the best mean of the three.
 """
@@ -64,6 +65,7 @@ class TrainOptions:
     seed: int = 0
     augment_scale: float = 0.15  # random zoom within a factor 1 + this either way (0: CelebA's crop only)
     augment_shift: float = 0.08  # random translation up to this fraction of the crop's side each way
+    augment_fraction: float = 1.0  # the share of training samples re-cropped; the others keep CelebA's crop
 
 
 def load_dataset(source: str, size: int, max_index: int | None, zoom: float = 1.0) -> torch.Tensor:
@@ -103,11 +105,16 @@ def crops_of_context(context: torch.Tensor, size: int, zoom_of_context: float, z
 
 
 def random_crops(context: torch.Tensor, size: int, zoom_of_context: float, scale: float, shift: float,
-                 generator: torch.Generator) -> torch.Tensor:
-    """The augmented training crops of ``context`` (see the module docstring)."""
+                 generator: torch.Generator, fraction: float = 1.0) -> torch.Tensor:
+    """The augmented training crops of ``context`` (see the module docstring): each is re-cropped with
+    probability ``fraction``, else taken at CelebA's crop."""
     n = context.shape[0]
     zoom = ((torch.rand(n, generator=generator) * 2 - 1) * math.log1p(scale)).exp()
     moves = (torch.rand(n, 2, generator=generator) * 2 - 1) * shift
+    if fraction < 1:  # drawn only then, so that runs without it keep their random stream
+        keep = torch.rand(n, generator=generator) >= fraction
+        zoom = torch.where(keep, torch.ones_like(zoom), zoom)
+        moves = torch.where(keep.view(-1, 1), torch.zeros_like(moves), moves)
     return crops_of_context(context, size, zoom_of_context, zoom, moves)
 
 
@@ -159,9 +166,9 @@ def train(opts: TrainOptions, config: ADMConfig | None = None, should_stop=None)
     stops (the CLI wires it to SIGTERM/SIGINT, so a killed run loses no finished step)."""
     if opts.lr_decay_steps < 0 or opts.lr_decay_steps > opts.steps:
         raise ValueError(f"--lr-decay-steps must lie in [0, --steps], got {opts.lr_decay_steps}")
-    if not (0 <= opts.augment_scale <= 0.5 and 0 <= opts.augment_shift <= 0.25):
-        raise ValueError(f"--augment-scale must lie in [0, 0.5] and --augment-shift in [0, 0.25], got "
-                         f"{opts.augment_scale} and {opts.augment_shift}")
+    if not (0 <= opts.augment_scale <= 0.5 and 0 <= opts.augment_shift <= 0.25 and 0 <= opts.augment_fraction <= 1):
+        raise ValueError(f"--augment-scale must lie in [0, 0.5], --augment-shift in [0, 0.25] and --augment-fraction "
+                         f"in [0, 1], got {opts.augment_scale}, {opts.augment_shift} and {opts.augment_fraction}")
     out = Path(opts.out)
     ckpt_path = out / "checkpoint.pt"
     schedule = VPSchedule()
@@ -252,7 +259,8 @@ def train(opts: TrainOptions, config: ADMConfig | None = None, should_stop=None)
                     "batch": opts.batch, "lr": opts.lr, "ema_decay": opts.ema_decay,
                     "parameters": sum(p.numel() for p in model.parameters()),
                     "heldout_loss": vl["celeba"], "heldout_loss_crops": vl,
-                    "augment": {"scale": opts.augment_scale, "shift": opts.augment_shift},
+                    "augment": {"scale": opts.augment_scale, "shift": opts.augment_shift,
+                                "fraction": opts.augment_fraction},
                     "data": f"{Path(opts.data).name}, files <= {opts.max_index}, face crop {opts.size}px",
                     "licence": "trained on CelebA: non-commercial research use only"}
             save_prior(out / "prior", ema, schedule, meta, prediction=prediction)
@@ -272,7 +280,7 @@ def train(opts: TrainOptions, config: ADMConfig | None = None, should_stop=None)
         t0 = time.time()
         idx = torch.randint(0, len(train_set), (opts.batch,), generator=gen)
         x0 = to_model_range(random_crops(train_set[idx], opts.size, zoom_of_context, opts.augment_scale,
-                                         opts.augment_shift, gen))
+                                         opts.augment_shift, gen, opts.augment_fraction))
         flip = torch.rand(opts.batch, generator=gen) < 0.5
         x0 = torch.where(flip.view(-1, 1, 1, 1), x0.flip(-1), x0)
         lr = learning_rate(step, opts)

@@ -24,6 +24,8 @@ def add_parser(sub) -> None:
                    help="random zoom of each training crop within a factor 1 + this either way (0: CelebA's crop)")
     t.add_argument("--augment-shift", type=float, default=0.08,
                    help="random translation of each training crop, up to this fraction of its side each way")
+    t.add_argument("--augment-fraction", type=float, default=1.0,
+                   help="the share of training crops that are re-cropped; the others keep CelebA's crop (default: all)")
     t.add_argument("--no-bf16", action="store_true", help="train in float32")
     t.add_argument("--prediction", choices=["v", "eps"],
                    help="network target (new runs: v); given with --resume it switches a run (fine-tuning)")
@@ -45,6 +47,6 @@ def run(args) -> None:
         max_minutes=args.max_minutes, checkpoint_minutes=args.checkpoint_minutes,
         max_index=None if args.max_index < 0 else args.max_index, resume=args.resume, init_from=args.init_from,
         bf16=not args.no_bf16, prediction=args.prediction, augment_scale=args.augment_scale,
-        augment_shift=args.augment_shift), should_stop=stop.is_set)
+        augment_shift=args.augment_shift, augment_fraction=args.augment_fraction), should_stop=stop.is_set)
     print(f"{'stopped on a signal; ' if stop.is_set() else ''}the EMA prior with the best mean held-out loss "
           f"over the three crops is in {folder}")
