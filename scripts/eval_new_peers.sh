@@ -9,7 +9,9 @@
 #              steps swept around its preset (the presets' own rows come from scripts/eval_perceptual.sh), then
 #              python scripts/quality_vs_cost.py draws docs/bench/cost-quality${SUFFIX:-}/quality_vs_nfe.png
 #   dps-pr     DPS on phase retrieval (4 restarts x 1000 NFE with backprop: about 6 min a face here), N_DPS faces
-# Usage: [PROCS=2] [SUFFIX=-NAME] [PARTS="noisy cost nonlinear dps-pr"] bash scripts/eval_new_peers.sh [N=32] [N_1K=16] [N_COST=8] [N_DPS=4]
+#   tune       settings the papers give none of or give for 256 px, on 8 tuning faces (009501-): DiffPIR's lambda and
+#              zeta on CS 25%; DAPS-light's Langevin lr on HDR and the nonlinear blur (one folder per setting)
+# Usage: [PROCS=2] [SUFFIX=-NAME] [PARTS="noisy cost nonlinear dps-pr tune"] bash scripts/eval_new_peers.sh [N=32] [N_1K=16] [N_COST=8] [N_DPS=4]
 # SUFFIX is appended to every output folder: a folder holds one prior's rows (bench refuses another's),
 # so a run after the bundled prior changes needs its own folders (e.g. SUFFIX=-STEPS, the prior's training steps).
 set -euo pipefail
@@ -18,7 +20,7 @@ source scripts/_bench.sh
 n=${1:-32}; n_1k=${2:-16}; n_cost=${3:-8}; n_dps=${4:-4}
 faces=../shared/data/celeba-10k.tar
 common=(--images $faces --first 9901 --figures 0 --precision "$PRECISION")
-for part in ${PARTS:-noisy cost nonlinear dps-pr}; do
+for part in ${PARTS:-noisy cost nonlinear dps-pr tune}; do
   case $part in
   noisy) bench --suite noisy --methods diffpir,ddnm-plus --num-images "$n" "${common[@]}" --out docs/bench/peers-noisy${SUFFIX:-} ;;
   nonlinear)
@@ -35,5 +37,18 @@ for part in ${PARTS:-noisy cost nonlinear dps-pr}; do
     python3 scripts/quality_vs_cost.py docs/bench/perceptual-linear${SUFFIX:-} docs/bench/perceptual-1000nfe${SUFFIX:-} "$out"/*/ \
         --tasks inpaint-ff20,sr4 --out "$out" ;;
   dps-pr) bench --tasks phase-retrieval --methods dps --num-images "$n_dps" "${common[@]}" --out docs/bench/peers-nonlinear-dps${SUFFIX:-} ;;
+  tune)
+    tuning=(--images $faces --first 9501 --num-images 8 --figures 0 --precision "$PRECISION")
+    out=docs/bench/tune-peers${SUFFIX:-}
+    for lz in "1 0.3" "1 1.0" "7 0.3" "7 1.0" "50 0.3" "50 1.0"; do
+      set -- $lz
+      bench --tasks cs25 --methods diffpir --set lam=$1 --set zeta=$2 "${tuning[@]}" --out "$out/diffpir-cs25-lam$1-zeta$2"
+    done
+    for lr in 2e-5 1e-4 5e-4; do
+      bench --tasks hdr --methods daps-light --set lr=$lr "${tuning[@]}" --out "$out/daps-light-hdr-lr$lr"
+    done
+    for lr in 1e-5 5e-5 2.5e-4; do
+      bench --tasks deblur-nonlinear --methods daps-light --set lr=$lr "${tuning[@]}" --out "$out/daps-light-nlblur-lr$lr"
+    done ;;
   esac
 done

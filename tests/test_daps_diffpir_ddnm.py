@@ -176,12 +176,13 @@ def test_task_parameters():
     assert resolve_params("daps", "inpaint-random")["lr"] == 1e-4
     assert resolve_params("daps", "inpaint-box")["lr"] == 5e-5
     assert resolve_params("daps", "hdr")["lr"] == 2e-5
-    assert resolve_params("daps", "deblur-nonlinear").items() >= {"lr": 1e-5, "langevin_steps": 200}.items()
+    assert resolve_params("daps", "deblur-nonlinear").items() >= {"lr": 2.5e-4, "langevin_steps": 200}.items()
     assert resolve_params("daps", "sr4").items() >= {"steps": 250, "ode_steps": 4}.items()
     assert resolve_params("daps-4k", "sr4").items() >= {"steps": 400, "ode_steps": 10, "lr": 1e-4}.items()
     assert resolve_params("daps-light", "sr4").items() >= {"steps": 50, "ode_steps": 2}.items()
     assert resolve_params("diffpir", "inpaint-box").items() >= {"lam": 1.0, "zeta": 1.0, "steps": 20}.items()
     assert resolve_params("diffpir", "deblur-motion").items() >= {"lam": 7.0, "zeta": 0.3, "steps": 100}.items()
+    assert resolve_params("diffpir", "cs25").items() >= {"lam": 1.0, "zeta": 1.0, "steps": 100}.items()
     assert resolve_params("diffpir", "sr4", "gaussian:0.05")["sigma_y"] == 0.05
     assert resolve_params("ddnm-plus", "sr4", "gaussian:0.05")["sigma_y"] == 0.05
     with pytest.raises(ValueError, match="takes no parameter 'sigma_y'"):
