@@ -47,7 +47,7 @@ for part in ${PARTS:-noisy cost nonlinear dps-pr tune}; do
     for lr in 2e-5 1e-4 5e-4; do
       bench --tasks hdr --methods daps-light --set lr=$lr "${tuning[@]}" --out "$out/daps-light-hdr-lr$lr"
     done
-    for lr in 1e-5 5e-5 2.5e-4; do
+    for lr in 1e-5 5e-5 2.5e-4 1e-3; do
       bench --tasks deblur-nonlinear --methods daps-light --set lr=$lr "${tuning[@]}" --out "$out/daps-light-nlblur-lr$lr"
     done ;;
   esac

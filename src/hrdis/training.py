@@ -10,10 +10,10 @@ forward/backward, an EMA of the weights for sampling, atomic resumable checkpoin
 
 Faces come framed in many ways (FFHQ's alignment is tighter than CelebA's), so each training sample is a
 random re-crop around the CelebA crop: zoom log-uniform in [1 / (1 + scale), 1 + scale], shifted by up to
-``shift`` x its side each way, then a horizontal flip half the time. With ``augment_fraction`` below 1 only that
-share of the samples is re-cropped; the rest keep CelebA's crop, so a batch mixes the two. The held-out loss is measured on three
-fixed crops of the held-out images (``images.CROPS``: celeba, tight, loose), and the exported prior is the
-checkpoint with the best mean of the three.
+``shift`` x its side each way, then a horizontal flip half the time. With ``augment_fraction`` below 1 only
+that share of the samples is re-cropped and the rest keep CelebA's crop, so a batch mixes the two. The held-out
+loss is measured on three fixed crops of the held-out images (``images.CROPS``: celeba, tight, loose), and the
+exported prior is the checkpoint with the best mean of the three.
 """
 
 from __future__ import annotations
