@@ -74,7 +74,8 @@ from .steplog import StepCallback, StepLog
 # deblur-nonlinear is the exception: the paper's nonlinear blur is a learned blur network, this project's a
 # motion blur behind a camera response (``tasks``), so the official lr (1e-5) is not its. Its lr was chosen on
 # the tuning faces 009501-009508 with daps-light at 64 px: PSNR 26.93 / 29.39 / 30.42 / 13.69 (diverged) dB at
-# lr 1e-5 / 5e-5 / 2.5e-4 / 1e-3 (docs/RESULTS.md, "Settings chosen at 64 px for the new peers"); other sizes are untested.
+# lr 1e-5 / 5e-5 / 2.5e-4 / 1e-3 (docs/RESULTS.md, "Settings chosen at 64 px for the new peers"); other sizes
+# are untested.
 LANGEVIN_BY_TASK = {
     "inpaint-random": dict(lr=1e-4),
     "inpaint": dict(lr=5e-5),
