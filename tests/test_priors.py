@@ -79,6 +79,45 @@ def test_prior_folder_round_trip(tiny_prior_dir, tmp_path):
     assert torch.equal(again.eps(x, t), out)
 
 
+def test_sharded_prior_folder_round_trips_and_switches_layout(tiny_prior_dir, tmp_path):
+    """Weights split over shards of at most the given size load to the same network; re-exporting in the other
+    layout leaves no file of the first behind (the loader would read it)."""
+    prior = load_prior(tiny_prior_dir)
+    sizes = [t.numel() * 4 for t in prior.unet.state_dict().values()]
+    limit = max(sizes)
+    folder = save_prior(tmp_path / "sharded", prior.unet, VPSchedule(), max_shard_bytes=limit)
+    shards = sorted(folder.glob("model-*-of-*.safetensors"))
+    index = json.loads((folder / "model.safetensors.index.json").read_text())
+    assert len(shards) > 1 and not (folder / "model.safetensors").exists()
+    assert sorted(set(index["weight_map"].values())) == [f.name for f in shards]
+    assert index["metadata"]["total_size"] == sum(sizes)
+    from safetensors.torch import load_file
+    assert all(sum(t.numel() * 4 for t in load_file(str(f)).values()) <= limit for f in shards)
+    x, t = torch.randn(2, 3, 32, 32), torch.tensor([3, 900])
+    assert torch.equal(load_prior(folder).eps(x, t), prior.eps(x, t))
+    assert load_prior(folder).weights_id() == prior.weights_id()
+
+    save_prior(folder, prior.unet, VPSchedule())
+    assert sorted(f.name for f in folder.iterdir()) == ["config.json", "model.safetensors"]
+    assert torch.equal(load_prior(folder).eps(x, t), prior.eps(x, t))
+
+
+def test_missing_or_mismatched_shard_is_a_clear_error(tiny_prior_dir, tmp_path):
+    prior = load_prior(tiny_prior_dir)
+    folder = save_prior(tmp_path / "sharded", prior.unet, VPSchedule(), max_shard_bytes=20_000)
+    shards = sorted(folder.glob("model-*-of-*.safetensors"))
+    shards[0].rename(tmp_path / "aside.safetensors")
+    with pytest.raises(FileNotFoundError, match=f"lacks {shards[0].name}.*copy every shard"):
+        load_prior(folder)
+    (tmp_path / "aside.safetensors").rename(shards[0])
+    shards[1].write_bytes(shards[0].read_bytes())  # a shard holding another shard's tensors
+    with pytest.raises(ValueError, match="does not hold the tensors"):
+        load_prior(folder)
+    (folder / "model.safetensors.index.json").write_text("{}")
+    with pytest.raises(ValueError, match="not a shard index"):
+        load_prior(folder)
+
+
 def test_corrupt_prior_folder(tiny_prior_dir, tmp_path):
     broken = tmp_path / "broken"
     broken.mkdir()

@@ -175,3 +175,49 @@ def test_training_exports_the_checkpoint_with_the_best_mean_over_three_crops(tmp
     assert prior.meta["heldout_loss_crops"] == log[best]["heldout_loss_crops"]
     with pytest.raises(ValueError, match="augment-scale"):
         train(TrainOptions(**{**opts.__dict__, "out": str(tmp_path / "bad"), "augment_scale": 2.0}))
+
+
+def test_network_shape_flags_train_that_network_and_refuse_impossible_widths(tmp_path, tiny_folder, capsys):
+    """``hrdis train --channels/--res-blocks/--channel-mult`` shape a new network (the exported prior has it);
+    impossible widths, and shape flags on a resumed run, are one-line errors."""
+    from hrdis.cli import main
+
+    out = tmp_path / "run"
+    base = ["train", "--data", str(tiny_folder), "--out", str(out), "--size", "32", "--batch", "2",
+            "--max-index", "-1", "--checkpoint-minutes", "0"]
+    assert main(base + ["--steps", "1", "--channels", "64", "--res-blocks", "2", "--channel-mult", "1,2"]) == 0
+    cfg = load_prior(out / "prior").unet.config
+    assert (cfg.num_channels, cfg.num_res_blocks, list(cfg.channel_mult), cfg.image_size) == (64, 2, [1, 2], 32)
+    capsys.readouterr()
+    for extra, message in [(["--channels", "48"], "multiple of 32"), (["--channel-mult", "1,x"], "integers"),
+                           (["--res-blocks", "0"], "at least 1"), (["--resume", "--channels", "64"], "new network")]:
+        assert main(base + ["--steps", "2", "--out", str(tmp_path / "other"), *extra]) != 0
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error of a machine without CUDA")
+def test_training_on_a_missing_device_is_a_clear_error(tmp_path, tiny_folder):
+    opts = TrainOptions(data=str(tiny_folder), out=str(tmp_path / "run"), size=32, steps=1, batch=2,
+                        max_index=None, device="cuda")
+    with pytest.raises(ValueError, match="no CUDA device"):
+        train(opts, config=TINY_CONFIG)
+
+
+def test_accelerator_script_trains_and_exports_float16_weights_on_the_cpu(tmp_path, tiny_folder):
+    """scripts/train_accelerator.sh end to end at a tiny scale on the CPU: probe, timed run, float16 export."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "train_accelerator.sh"
+    env = {**os.environ, "DEVICE": "cpu", "MINUTES": "0.01", "BATCH": "2", "PROBE_STEPS": "2", "SIZE": "32",
+           "MULT": "1,2", "RES_BLOCKS": "1", "RUN": str(tmp_path / "run")}
+    done = subprocess.run(["bash", str(script), str(tmp_path / "out"), str(tiny_folder)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    prior = load_prior(tmp_path / "out" / "prior")
+    log = [json.loads(line) for line in (tmp_path / "out" / "log.jsonl").read_text().splitlines()]
+    assert prior.meta["trained_steps"] == log[-1]["step"] > 2 and "train_accelerator.sh" in prior.meta["history"]
+    from safetensors.torch import load_file
+    assert {t.dtype for t in load_file(str(tmp_path / "out" / "prior" / "model.safetensors")).values()} == {torch.float16}

@@ -4,9 +4,10 @@
   use it to check solvers against known posteriors.
 - ``UNetPrior``: an ADM UNet (``hrdis.unet``), the project's own or a guided-diffusion checkpoint.
 - ``DiffusersPrior``: a diffusers ``UNet2DModel`` (optional extra ``hrdis[diffusers]``).
-- ``load_prior``: the bundled face prior, a prior folder (``config.json`` + ``model.safetensors``), a
-  guided-diffusion state dict (``.pt``) whose configuration is given, a preset, or inferred from its
-  keys and shapes (``infer_adm_config``), or a diffusers ``UNet2DModel`` folder.
+- ``load_prior``: the bundled face prior, a prior folder (``config.json`` + ``model.safetensors``, or its
+  shards listed in ``model.safetensors.index.json``), a guided-diffusion state dict (``.pt``) whose
+  configuration is given, a preset, or inferred from its keys and shapes (``infer_adm_config``), or a
+  diffusers ``UNet2DModel`` folder.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .images import atomic_write_bytes
 from .schedule import VPSchedule
 from .unet import ADMConfig, ADMUNet
 
@@ -215,24 +217,54 @@ def bundled_prior_path() -> Path:
     return Path(str(resources.files("hrdis") / "weights" / BUNDLED_PRIOR))
 
 
+WEIGHTS_FILE = "model.safetensors"
+SHARD_INDEX = "model.safetensors.index.json"  # Hugging Face's layout for weights split over several files
+
+
 def save_prior(folder: str | os.PathLike, unet: ADMUNet, schedule: VPSchedule, meta: dict | None = None,
-               dtype: torch.dtype = torch.float32, prediction: str = "eps") -> Path:
-    """Write a prior folder: ``config.json`` (ADM config, schedule, metadata) + ``model.safetensors``.
-    Both files are written to temporaries first and renamed, so a reader never sees a half folder."""
+               dtype: torch.dtype = torch.float32, prediction: str = "eps", max_shard_bytes: int | None = None) -> Path:
+    """Write a prior folder: ``config.json`` (ADM config, schedule, metadata) + ``model.safetensors``, or,
+    when the weights exceed ``max_shard_bytes``, shards ``model-0000k-of-0000n.safetensors`` of at most that
+    size (a tensor larger than it gets a shard to itself) listed in ``model.safetensors.index.json``. Every
+    file is written to a temporary first and renamed, the index last, so a reader never sees a half folder."""
     from safetensors.torch import save_file
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in unet.state_dict().items()}
-    tmp_w = folder / ".model.safetensors.tmp"
-    save_file(state, str(tmp_w))
+    shards = _split_into_shards(state, max_shard_bytes)
+    names = [WEIGHTS_FILE] if len(shards) == 1 else \
+        [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
+    for name, shard in zip(names, shards):
+        tmp = folder / f".{name}.tmp"
+        save_file(shard, str(tmp))
+        os.replace(tmp, folder / name)
     config = {"format": "hrdis-prior", "model": "adm", "adm": unet.config.to_dict(), "prediction": prediction,
               "schedule": schedule.to_dict(), "meta": meta or {}}
-    tmp_c = folder / ".config.json.tmp"
-    tmp_c.write_text(json.dumps(config, indent=1))
-    os.replace(tmp_w, folder / "model.safetensors")
-    os.replace(tmp_c, folder / "config.json")
+    atomic_write_bytes(folder / "config.json", json.dumps(config, indent=1).encode())
+    if len(shards) > 1:
+        index = {"metadata": {"total_size": sum(t.numel() * t.element_size() for t in state.values())},
+                 "weight_map": {k: name for name, shard in zip(names, shards) for k in shard}}
+        atomic_write_bytes(folder / SHARD_INDEX, json.dumps(index, indent=1).encode())
+    # Weights of an earlier export in the other layout would be read instead of (or beside) these.
+    stale = [folder / SHARD_INDEX] if len(shards) == 1 else [folder / WEIGHTS_FILE]
+    stale += [f for f in folder.glob("model-*-of-*.safetensors") if f.name not in names]
+    for f in stale:
+        f.unlink(missing_ok=True)
     return folder
+
+
+def _split_into_shards(state: dict, max_bytes: int | None) -> list[dict]:
+    """``state`` in key order, cut into consecutive groups of at most ``max_bytes`` (one group when None)."""
+    shards, size = [{}], 0
+    for k, t in state.items():
+        n = t.numel() * t.element_size()
+        if max_bytes is not None and shards[-1] and size + n > max_bytes:
+            shards.append({})
+            size = 0
+        shards[-1][k] = t
+        size += n
+    return shards
 
 
 def check_state_dict(unet: nn.Module, state: dict, source: str) -> None:
@@ -375,7 +407,7 @@ def load_prior(path: str | os.PathLike | None = None, config=None, device: str |
     """Load a prior.
 
     ``path``: None or "bundled" for the bundled face prior; a prior folder (``config.json`` +
-    ``model.safetensors``); a diffusers ``UNet2DModel`` folder (needs ``pip install hrdis[diffusers]``);
+    ``model.safetensors`` or its shards); a diffusers ``UNet2DModel`` folder (needs ``pip install hrdis[diffusers]``);
     or a guided-diffusion state dict (``.pt``). For the latter, ``config`` is a dict or JSON file of
     guided-diffusion options or a preset name (``ADM_PRESETS``: "ffhq_10m", "256x256_diffusion_uncond");
     a preset is also picked when the file name contains its name; otherwise the architecture is inferred
@@ -409,24 +441,50 @@ def load_prior(path: str | os.PathLike | None = None, config=None, device: str |
 
 
 def _read_prior_folder(folder: Path):
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    cfg_file, weights = folder / "config.json", folder / "model.safetensors"
-    for f in (cfg_file, weights):
-        if not f.is_file():
-            raise FileNotFoundError(f"prior folder {folder} has no {f.name}; expected config.json and model.safetensors")
+    cfg_file = folder / "config.json"
+    if not cfg_file.is_file():
+        raise FileNotFoundError(f"prior folder {folder} has no config.json; expected config.json and model.safetensors")
     try:
         config = json.loads(cfg_file.read_text())
         cfg = ADMConfig.from_dict(config["adm"])
         schedule = VPSchedule(**config.get("schedule", {}))
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise ValueError(f"{cfg_file} is not an hrdis prior config ({exc.__class__.__name__}: {exc})") from None
-    try:
-        state = load_file(str(weights))
-    except (SafetensorError, OSError) as exc:
-        raise ValueError(f"{weights} is not a readable safetensors file ({exc}); re-export or re-download it") from None
-    return state, cfg, schedule, config.get("meta", {}), config.get("prediction", "eps")
+    return _read_weights(folder), cfg, schedule, config.get("meta", {}), config.get("prediction", "eps")
+
+
+def _read_weights(folder: Path) -> dict:
+    """The state dict of ``model.safetensors``, or of the shards that ``model.safetensors.index.json`` lists."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    index_file = folder / SHARD_INDEX
+    if not index_file.is_file():
+        weights = folder / WEIGHTS_FILE
+        if not weights.is_file():
+            raise FileNotFoundError(f"prior folder {folder} has no {WEIGHTS_FILE} (nor {SHARD_INDEX}); "
+                                    f"expected config.json and model.safetensors")
+        files = {WEIGHTS_FILE: None}
+    else:
+        try:
+            weight_map = json.loads(index_file.read_text())["weight_map"]
+            files = {name: [k for k, v in weight_map.items() if v == name] for name in dict.fromkeys(weight_map.values())}
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"{index_file} is not a shard index ({exc.__class__.__name__}: {exc}); "
+                             f"re-export the prior") from None
+    state = {}
+    for name, keys in files.items():
+        path = folder / name
+        if not path.is_file():
+            raise FileNotFoundError(f"prior folder {folder} lacks {name}, listed in {SHARD_INDEX}; copy every shard")
+        try:
+            part = load_file(str(path))
+        except (SafetensorError, OSError) as exc:
+            raise ValueError(f"{path} is not a readable safetensors file ({exc}); re-export or re-download it") from None
+        if keys is not None and sorted(part) != sorted(keys):
+            raise ValueError(f"{path} does not hold the tensors {SHARD_INDEX} lists for it; re-export the prior")
+        state.update(part)
+    return state
 
 
 def _read_torch_state_dict(path: Path) -> dict:

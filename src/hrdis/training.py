@@ -7,6 +7,8 @@ of this size does not reach in CPU-hours of training (its x0_hat error there is 
 The network is the project's ADM UNet on the public checkpoints' schedule, so a prior trained here
 plugs into every solver like a downloaded one. CPU-minded: bf16 autocast + channels_last for the
 forward/backward, an EMA of the weights for sampling, atomic resumable checkpoints every few minutes.
+``device`` puts the network on an accelerator; data, augmentation and random draws stay on the CPU, so a run
+draws the same batches on any device.
 
 Faces come framed in many ways (FFHQ's alignment is tighter than CelebA's), so each training sample is a
 random re-crop around the CelebA crop: zoom log-uniform in [1 / (1 + scale), 1 + scale], shifted by up to
@@ -42,6 +44,21 @@ FACE64_CONFIG = ADMConfig(image_size=64, num_channels=32, num_res_blocks=1, atte
                           resblock_updown=True, learn_sigma=False)
 
 
+def model_config(channels: int | None = None, res_blocks: int | None = None,
+                 channel_mult: list[int] | None = None) -> ADMConfig:
+    """The bundled prior's architecture with the given widths changed: ``channels`` at the first level (a
+    multiple of 32: GroupNorm takes 32 groups and attention heads 32 channels), ``res_blocks`` per level,
+    ``channel_mult`` per level (four levels at 64 px: 64, 32, 16, 8)."""
+    given = {"num_channels": channels, "num_res_blocks": res_blocks, "channel_mult": channel_mult}
+    cfg = {**FACE64_CONFIG.to_dict(), **{k: v for k, v in given.items() if v is not None}}
+    if cfg["num_channels"] <= 0 or cfg["num_channels"] % 32:
+        raise ValueError(f"--channels must be a positive multiple of 32, got {cfg['num_channels']}")
+    if cfg["num_res_blocks"] < 1 or not cfg["channel_mult"] or min(cfg["channel_mult"]) < 1:
+        raise ValueError(f"--res-blocks and every --channel-mult entry must be at least 1, got "
+                         f"{cfg['num_res_blocks']} and {cfg['channel_mult']}")
+    return ADMConfig(**cfg)
+
+
 @dataclass
 class TrainOptions:
     data: str
@@ -66,6 +83,7 @@ class TrainOptions:
     augment_scale: float = 0.15  # random zoom within a factor 1 + this either way (0: CelebA's crop only)
     augment_shift: float = 0.08  # random translation up to this fraction of the crop's side each way
     augment_fraction: float = 1.0  # the share of training samples re-cropped; the others keep CelebA's crop
+    device: str = "cpu"  # the network's; data, augmentation and random draws stay on the CPU
 
 
 def load_dataset(source: str, size: int, max_index: int | None, zoom: float = 1.0) -> torch.Tensor:
@@ -125,15 +143,18 @@ def to_model_range(batch_u8: torch.Tensor) -> torch.Tensor:
 def diffusion_loss(model: ADMUNet, x0: torch.Tensor, schedule: VPSchedule, generator: torch.Generator | None = None,
                    t: torch.Tensor | None = None, noise: torch.Tensor | None = None, bf16: bool = False,
                    prediction: str = "eps") -> torch.Tensor:
-    """Mean squared error of the network's target: eps, or v = alpha_t eps - sigma_t x_0."""
+    """Mean squared error of the network's target: eps, or v = alpha_t eps - sigma_t x_0. ``t`` and ``noise``
+    are drawn on the CPU (from ``generator``) whatever ``x0``'s device, so a run draws the same on any device."""
     if t is None:
         t = torch.randint(0, schedule.num_timesteps, (x0.shape[0],), generator=generator)
     if noise is None:
         noise = torch.randn(x0.shape, generator=generator)
-    a = schedule.alpha(t).view(-1, 1, 1, 1)
-    s = schedule.sigma(t).view(-1, 1, 1, 1)
+    device = x0.device
+    a = schedule.alpha(t.cpu()).view(-1, 1, 1, 1).to(device)
+    s = schedule.sigma(t.cpu()).view(-1, 1, 1, 1).to(device)
+    noise, t = noise.to(device), t.to(device)
     x_t = (a * x0 + s * noise).contiguous(memory_format=torch.channels_last)
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
         pred = model(x_t, t)
     target = noise if prediction == "eps" else a * noise - s * x0
     return (pred[:, :3].float() - target).pow(2).mean()
@@ -169,6 +190,9 @@ def train(opts: TrainOptions, config: ADMConfig | None = None, should_stop=None)
     if not (0 <= opts.augment_scale <= 0.5 and 0 <= opts.augment_shift <= 0.25 and 0 <= opts.augment_fraction <= 1):
         raise ValueError(f"--augment-scale must lie in [0, 0.5], --augment-shift in [0, 0.25] and --augment-fraction "
                          f"in [0, 1], got {opts.augment_scale}, {opts.augment_shift} and {opts.augment_fraction}")
+    device = torch.device(opts.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {opts.device}: this PyTorch sees no CUDA device; use --device cpu")
     out = Path(opts.out)
     ckpt_path = out / "checkpoint.pt"
     schedule = VPSchedule()
@@ -206,8 +230,8 @@ def train(opts: TrainOptions, config: ADMConfig | None = None, should_stop=None)
     perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(1234))
     val, train_set = data[perm[:n_val]], data[perm[n_val:]]
 
-    model = ADMUNet(config).to(memory_format=torch.channels_last)
-    ema = ADMUNet(config).to(memory_format=torch.channels_last).requires_grad_(False)
+    model = ADMUNet(config).to(device, memory_format=torch.channels_last)
+    ema = ADMUNet(config).to(device, memory_format=torch.channels_last).requires_grad_(False)
     ema.load_state_dict(model.state_dict())
     opt = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=0.0)
     step, seen, wall, best = 0, 0, 0.0, None
@@ -236,7 +260,7 @@ def train(opts: TrainOptions, config: ADMConfig | None = None, should_stop=None)
     val_t = torch.randint(0, schedule.num_timesteps, (len(val_ctx),), generator=vgen)
     val_noise = torch.randn((len(val_ctx), 3, opts.size, opts.size), generator=vgen)
     val_x = {crop: to_model_range(crops_of_context(val_ctx, opts.size, zoom_of_context,
-                                                   torch.full((len(val_ctx),), z), torch.zeros(len(val_ctx), 2)))
+                                                   torch.full((len(val_ctx),), z), torch.zeros(len(val_ctx), 2))).to(device)
              for crop, z in CROPS.items()}
 
     def val_loss() -> dict[str, float]:
@@ -265,7 +289,7 @@ def train(opts: TrainOptions, config: ADMConfig | None = None, should_stop=None)
                     "licence": "trained on CelebA: non-commercial research use only"}
             save_prior(out / "prior", ema, schedule, meta, prediction=prediction)
         with open(out / "log.jsonl", "a") as f:
-            f.write(json.dumps({"step": step, "seen": seen, "wall": round(wall), "heldout_loss": vl["celeba"],
+            f.write(json.dumps({"step": step, "seen": seen, "wall": round(wall, 3), "heldout_loss": vl["celeba"],
                                 "heldout_loss_crops": vl, "exported": improved}) + "\n")
         return improved
 
@@ -282,7 +306,7 @@ def train(opts: TrainOptions, config: ADMConfig | None = None, should_stop=None)
         x0 = to_model_range(random_crops(train_set[idx], opts.size, zoom_of_context, opts.augment_scale,
                                          opts.augment_shift, gen, opts.augment_fraction))
         flip = torch.rand(opts.batch, generator=gen) < 0.5
-        x0 = torch.where(flip.view(-1, 1, 1, 1), x0.flip(-1), x0)
+        x0 = torch.where(flip.view(-1, 1, 1, 1), x0.flip(-1), x0).to(device)
         lr = learning_rate(step, opts)
         for g in opt.param_groups:
             g["lr"] = lr
