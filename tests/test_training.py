@@ -202,6 +202,8 @@ def test_training_on_a_missing_device_is_a_clear_error(tmp_path, tiny_folder):
                         max_index=None, device="cuda")
     with pytest.raises(ValueError, match="no CUDA device"):
         train(opts, config=TINY_CONFIG)
+    with pytest.raises(ValueError, match="not a device PyTorch knows"):
+        train(TrainOptions(**{**opts.__dict__, "device": "gpu"}), config=TINY_CONFIG)
 
 
 def test_accelerator_script_trains_and_exports_float16_weights_on_the_cpu(tmp_path, tiny_folder):

@@ -190,7 +190,10 @@ def train(opts: TrainOptions, config: ADMConfig | None = None, should_stop=None)
     if not (0 <= opts.augment_scale <= 0.5 and 0 <= opts.augment_shift <= 0.25 and 0 <= opts.augment_fraction <= 1):
         raise ValueError(f"--augment-scale must lie in [0, 0.5], --augment-shift in [0, 0.25] and --augment-fraction "
                          f"in [0, 1], got {opts.augment_scale}, {opts.augment_shift} and {opts.augment_fraction}")
-    device = torch.device(opts.device)
+    try:
+        device = torch.device(opts.device)
+    except RuntimeError:
+        raise ValueError(f"--device {opts.device!r} is not a device PyTorch knows; use cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"--device {opts.device}: this PyTorch sees no CUDA device; use --device cpu")
     out = Path(opts.out)
