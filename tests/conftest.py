@@ -9,6 +9,18 @@ from hrdis.unet import ADMConfig, ADMUNet
 
 torch.set_num_threads(1)  # a training job may share the machine
 
+
+
+def pytest_addoption(parser):
+    parser.addoption("--device", default="cpu",
+                     help="an accelerator (e.g. cuda) for tests/test_device.py to compare with the CPU; cpu skips them")
+
+
+@pytest.fixture(scope="session")
+def device(request):
+    return torch.device(request.config.getoption("--device"))
+
+
 TINY_CONFIG = ADMConfig(image_size=32, num_channels=32, num_res_blocks=1, attention_resolutions=[8],
                         channel_mult=[1, 2], num_head_channels=32, use_scale_shift_norm=True, resblock_updown=True)
 
