@@ -3,11 +3,13 @@
 # `perceptual` extra (effnet_distance per image; effnet_frechet and effnet_kid per cell). Four resumable parts:
 #   1. the linear suite, methods at their presets that cost at most about 15 s per image, on the first N
 #      evaluation faces (009901-);
-#   2. HRDIS against RED-diff and DPS (1000 NFE each) on inpaint-ff20 and sr4, on the first N_SLOW of them;
+#   2. HRDIS against RED-diff and DPS (1000 NFE each) on the linear suite, on the first N_SLOW of them, one task
+#      after another (inpaint-ff20 and sr4 were run first, as `--tasks inpaint-ff20,sr4`, into the same folder);
 #   3. beta 0 / 0.2 / 1 on inpaint-ff20 and cs25, on the 16 tuning faces 009501-009516 (sr4 is in
 #      docs/bench/ablate-beta-perceptual);
 #   4. the 64 px learning rate 0.02 against Table 5's (0.1 inpainting, 0.5 SR and CS), same faces;
-#   5. phase retrieval (4 restarts each): HRDIS, RED-diff and DAPS at its CPU preset, first N_PR faces.
+#   5. phase retrieval (4 restarts each): HRDIS, RED-diff, DAPS at its CPU preset and DPS, first N_PR faces
+#      (DPS, about 4 minutes a face, was added after the other three had run on 100).
 # Usage: [PROCS=2] [SUFFIX=-NAME] [PARTS="1 2 3 4 5"] bash scripts/eval_perceptual.sh [N, default 32] [N_SLOW, default 16] [N_PR, default 8]
 # SUFFIX is appended to every output folder: a folder holds one prior's rows (bench refuses another's),
 # so a run after the bundled prior changes needs its own folders (e.g. SUFFIX=-STEPS, the prior's training steps).
@@ -25,7 +27,7 @@ for part in ${PARTS:-1 2 3 4 5}; do
   case $part in
   1) bench --suite linear --methods hrdis,ddrm,ddnm,diffpir,tv,bicubic --images $faces --first 9901 \
          --num-images "$n" --figures 0 --precision "$PRECISION" --out docs/bench/perceptual-linear${SUFFIX:-} ;;
-  2) bench --tasks inpaint-ff20,sr4 --methods hrdis,reddiff,dps --images $faces --first 9901 \
+  2) bench --suite linear --methods hrdis,reddiff,dps --images $faces --first 9901 \
          --num-images "$n_slow" --figures 0 --precision "$PRECISION" --out docs/bench/perceptual-1000nfe${SUFFIX:-} ;;
   3) sharded ablate --param beta --values 0,0.2,1 --tasks inpaint-ff20,cs25 --images $faces --first 9501 \
          --num-images 16 --figures 0 --precision "$PRECISION" --out docs/bench/perceptual-beta${SUFFIX:-} ;;
@@ -33,7 +35,7 @@ for part in ${PARTS:-1 2 3 4 5}; do
          --num-images 16 --figures 0 --precision "$PRECISION" --out docs/bench/perceptual-lr-inpaint${SUFFIX:-}
      sharded ablate --param lr --values 0.02,0.5 --tasks sr4,cs25 --images $faces --first 9501 \
          --num-images 16 --figures 0 --precision "$PRECISION" --out docs/bench/perceptual-lr-sr-cs${SUFFIX:-} ;;
-  5) bench --tasks phase-retrieval --methods hrdis,reddiff,daps-light --images $faces --first 9901 \
+  5) bench --tasks phase-retrieval --methods hrdis,reddiff,daps-light,dps --images $faces --first 9901 \
          --num-images "$n_pr" --figures 0 --precision "$PRECISION" --out docs/bench/perceptual-phase-retrieval${SUFFIX:-} ;;
   esac
 done
