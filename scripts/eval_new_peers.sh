@@ -10,7 +10,7 @@
 #              python scripts/quality_vs_cost.py draws docs/bench/cost-quality${SUFFIX:-}/quality_vs_nfe.png
 #   dps-pr     DPS on phase retrieval (4 restarts x 1000 NFE with backprop: about 6 min a face here), N_DPS faces
 #   tune       settings the papers give none of or give for 256 px, on 8 tuning faces (009501-): DiffPIR's lambda and
-#              zeta on CS 25%; DAPS-light's Langevin lr on HDR and the nonlinear blur (one folder per setting)
+#              zeta on CS 25%; DAPS-light's Langevin lr (and steps) on HDR and lr on the nonlinear blur (one folder per setting)
 # Usage: [PROCS=2] [SUFFIX=-NAME] [PARTS="noisy cost nonlinear dps-pr tune"] bash scripts/eval_new_peers.sh [N=32] [N_1K=16] [N_COST=8] [N_DPS=4]
 # SUFFIX is appended to every output folder: a folder holds one prior's rows (bench refuses another's),
 # so a run after the bundled prior changes needs its own folders (e.g. SUFFIX=-STEPS, the prior's training steps).
@@ -44,9 +44,10 @@ for part in ${PARTS:-noisy cost nonlinear dps-pr tune}; do
       set -- $lz
       bench --tasks cs25 --methods diffpir --set lam=$1 --set zeta=$2 "${tuning[@]}" --out "$out/diffpir-cs25-lam$1-zeta$2"
     done
-    for lr in 2e-5 1e-4 5e-4; do
+    for lr in 5e-6 1e-5 2e-5 1e-4 5e-4; do
       bench --tasks hdr --methods daps-light --set lr=$lr "${tuning[@]}" --out "$out/daps-light-hdr-lr$lr"
     done
+    bench --tasks hdr --methods daps-light --set langevin_steps=300 "${tuning[@]}" --out "$out/daps-light-hdr-langevin300"
     for lr in 1e-5 5e-5 2.5e-4 1e-3; do
       bench --tasks deblur-nonlinear --methods daps-light --set lr=$lr "${tuning[@]}" --out "$out/daps-light-nlblur-lr$lr"
     done ;;
