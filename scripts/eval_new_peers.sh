@@ -8,10 +8,12 @@
 #   cost       quality against network evaluations on inpaint-ff20 and sr4, first N_COST faces: every method's
 #              steps swept around its preset (the presets' own rows come from scripts/eval_perceptual.sh), then
 #              python scripts/quality_vs_cost.py draws docs/bench/cost-quality${SUFFIX:-}/quality_vs_nfe.png
+#   cost-nonlinear  the same for the nonlinear suite (HRDIS at N 100 on HDR and the nonlinear blur, 16 faces; the
+#              other points are rows of the nonlinear suite and the parts above), in docs/bench/cost-quality-nonlinear
 #   dps-pr     DPS on phase retrieval (4 restarts x 1000 NFE with backprop: about 6 min a face here), N_DPS faces
 #   tune       settings the papers give none of or give for 256 px, on 8 tuning faces (009501-): DiffPIR's lambda and
 #              zeta on CS 25%; DAPS-light's Langevin lr (and steps) on HDR and lr on the nonlinear blur (one folder per setting)
-# Usage: [PROCS=2] [SUFFIX=-NAME] [PARTS="noisy cost nonlinear dps-pr tune"] bash scripts/eval_new_peers.sh [N=32] [N_1K=16] [N_COST=8] [N_DPS=4]
+# Usage: [PROCS=2] [SUFFIX=-NAME] [PARTS="noisy cost nonlinear cost-nonlinear dps-pr tune"] bash scripts/eval_new_peers.sh [N=32] [N_1K=16] [N_COST=8] [N_DPS=4]
 # SUFFIX is appended to every output folder: a folder holds one prior's rows (bench refuses another's),
 # so a run after the bundled prior changes needs its own folders (e.g. SUFFIX=-STEPS, the prior's training steps).
 set -euo pipefail
@@ -20,7 +22,7 @@ source scripts/_bench.sh
 n=${1:-32}; n_1k=${2:-16}; n_cost=${3:-8}; n_dps=${4:-4}
 faces=../shared/data/celeba-10k.tar
 common=(--images $faces --first 9901 --figures 0 --precision "$PRECISION")
-for part in ${PARTS:-noisy cost nonlinear dps-pr tune}; do
+for part in ${PARTS:-noisy cost nonlinear cost-nonlinear dps-pr tune}; do
   case $part in
   noisy) bench --suite noisy --methods diffpir,ddnm-plus --num-images "$n" "${common[@]}" --out docs/bench/peers-noisy${SUFFIX:-} ;;
   nonlinear)
@@ -36,6 +38,14 @@ for part in ${PARTS:-noisy cost nonlinear dps-pr tune}; do
     bench --tasks inpaint-ff20,sr4 --methods daps-light,daps --num-images "$n_cost" "${common[@]}" --out "$out/daps"
     python3 scripts/quality_vs_cost.py docs/bench/perceptual-linear${SUFFIX:-} docs/bench/perceptual-1000nfe${SUFFIX:-} "$out"/*/ \
         --tasks inpaint-ff20,sr4 --out "$out" ;;
+  cost-nonlinear)
+    # the presets' rows come from the nonlinear suite, RED-diff's steps ablation and the runs above; HRDIS adds N 100
+    out=docs/bench/cost-quality-nonlinear${SUFFIX:-}
+    sharded ablate --param steps --values 100 --method hrdis --tasks hdr,deblur-nonlinear --num-images 16 --no-plots \
+        "${common[@]}" --out "$out/hrdis"
+    python3 scripts/quality_vs_cost.py docs/bench/nonlinear-suite${SUFFIX:-} docs/bench/nonlinear-suite-reddiff-steps${SUFFIX:-} \
+        docs/bench/perceptual-phase-retrieval${SUFFIX:-} docs/bench/peers-nonlinear${SUFFIX:-} docs/bench/peers-nonlinear-1k${SUFFIX:-} \
+        "$out/hrdis" --tasks phase-retrieval,hdr,deblur-nonlinear --out "$out" ;;
   dps-pr) bench --tasks phase-retrieval --methods dps --num-images "$n_dps" "${common[@]}" --out docs/bench/peers-nonlinear-dps${SUFFIX:-} ;;
   tune)
     tuning=(--images $faces --first 9501 --num-images 8 --figures 0 --precision "$PRECISION")
