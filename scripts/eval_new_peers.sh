@@ -8,7 +8,7 @@
 #   cost       quality against network evaluations on inpaint-ff20 and sr4, first N_COST faces: every method's
 #              steps swept around its preset (the presets' own rows come from scripts/eval_perceptual.sh), then
 #              python scripts/quality_vs_cost.py draws docs/bench/cost-quality${SUFFIX:-}/quality_vs_nfe.png
-#   cost-nonlinear  the same for the nonlinear suite (HRDIS at N 100 on HDR and the nonlinear blur, 16 faces; the
+#   cost-nonlinear  the same for the nonlinear suite (HRDIS at N 100 and 1000 on HDR and the nonlinear blur, 16 faces; the
 #              other points are rows of the nonlinear suite and the parts above), in docs/bench/cost-quality-nonlinear
 #   dps-pr     DPS on phase retrieval (4 restarts x 1000 NFE with backprop: about 6 min a face here), N_DPS faces
 #   tune       settings the papers give none of or give for 256 px, on 8 tuning faces (009501-): DiffPIR's lambda and
@@ -41,7 +41,7 @@ for part in ${PARTS:-noisy cost nonlinear cost-nonlinear dps-pr tune}; do
   cost-nonlinear)
     # the presets' rows come from the nonlinear suite, RED-diff's steps ablation and the runs above; HRDIS adds N 100
     out=docs/bench/cost-quality-nonlinear${SUFFIX:-}
-    sharded ablate --param steps --values 100 --method hrdis --tasks hdr,deblur-nonlinear --num-images 16 --no-plots \
+    sharded ablate --param steps --values 100,1000 --method hrdis --tasks hdr,deblur-nonlinear --num-images 16 --no-plots \
         "${common[@]}" --out "$out/hrdis"
     python3 scripts/quality_vs_cost.py docs/bench/nonlinear-suite${SUFFIX:-} docs/bench/nonlinear-suite-reddiff-steps${SUFFIX:-} \
         docs/bench/perceptual-phase-retrieval${SUFFIX:-} docs/bench/peers-nonlinear${SUFFIX:-} docs/bench/peers-nonlinear-1k${SUFFIX:-} \
