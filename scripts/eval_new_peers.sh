@@ -39,7 +39,7 @@ for part in ${PARTS:-noisy cost nonlinear cost-nonlinear dps-pr tune}; do
     python3 scripts/quality_vs_cost.py docs/bench/perceptual-linear${SUFFIX:-} docs/bench/perceptual-1000nfe${SUFFIX:-} "$out"/*/ \
         --tasks inpaint-ff20,sr4 --out "$out" ;;
   cost-nonlinear)
-    # the presets' rows come from the nonlinear suite, RED-diff's steps ablation and the runs above; HRDIS adds N 100
+    # the presets' rows come from the nonlinear suite, RED-diff's steps ablation and the runs above; HRDIS adds N 100, 1000
     out=docs/bench/cost-quality-nonlinear${SUFFIX:-}
     sharded ablate --param steps --values 100,1000 --method hrdis --tasks hdr,deblur-nonlinear --num-images 16 --no-plots \
         "${common[@]}" --out "$out/hrdis"
