@@ -223,3 +223,70 @@ def test_accelerator_script_trains_and_exports_float16_weights_on_the_cpu(tmp_pa
     assert prior.meta["trained_steps"] == log[-1]["step"] > 2 and "train_accelerator.sh" in prior.meta["history"]
     from safetensors.torch import load_file
     assert {t.dtype for t in load_file(str(tmp_path / "out" / "prior" / "model.safetensors")).values()} == {torch.float16}
+
+
+@pytest.mark.parametrize("resblock_updown", [True, False])
+def test_deepening_computes_the_same_function_with_more_blocks(resblock_updown):
+    """unet.deepen: every new block starts as the identity, from any trained depth (random weights stand in for
+    trained ones, the zero-initialised layers included), at levels with and without attention."""
+    from hrdis.unet import ADMConfig, ADMUNet, deepen
+
+    def randomised(net):
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(0.05 * torch.randn_like(p))
+        return net
+
+    torch.manual_seed(0)
+    cfg = ADMConfig(image_size=32, num_channels=32, num_res_blocks=1, attention_resolutions=[16, 8],
+                    channel_mult=[1, 2, 2], num_head_channels=32, resblock_updown=resblock_updown)
+    x, t = torch.randn(2, 3, 32, 32), torch.tensor([10.0, 700.0])
+    for net, depth in [(randomised(ADMUNet(cfg)), 3), (randomised(deepen(ADMUNet(cfg), 2)), 4)]:
+        deeper = deepen(net, depth)
+        assert deeper.config.num_res_blocks == depth
+        assert sum(p.numel() for p in deeper.parameters()) > sum(p.numel() for p in net.parameters())
+        with torch.no_grad():
+            want = net(x, t)
+            assert want.abs().mean() > 0.1
+            torch.testing.assert_close(deeper(x, t), want, rtol=0, atol=1e-5)
+            deeper.output_blocks[1][0].out_layers[-1].weight.add_(0.05)  # a new block's weights count
+            assert (deeper(x, t) - want).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="at least"):
+        deepen(net, 1)
+
+
+def test_a_warm_start_warms_up_from_its_own_step():
+    from hrdis.training import learning_rate
+
+    opts = TrainOptions(data="-", out="-", steps=9000, lr=1e-3, warmup=100)
+    assert learning_rate(8300, opts, start=8300) == pytest.approx(1e-5)
+    assert learning_rate(8349, opts, start=8300) == pytest.approx(5e-4)
+    assert learning_rate(8399, opts, start=8300) == learning_rate(8300, opts) == 1e-3
+
+
+def test_init_from_with_res_blocks_grows_the_prior_without_changing_it(tmp_path, tiny_folder, capsys):
+    """``hrdis train --init-from P --res-blocks 2``: the starting held-out losses (the first log line) are
+    those of P itself, the exported prior has the deeper network and records the growth, and the run warms up."""
+    from hrdis.cli import main
+
+    base = ["train", "--data", str(tiny_folder), "--size", "32", "--batch", "2", "--max-index", "-1",
+            "--checkpoint-minutes", "0", "--no-bf16"]
+    assert main(base + ["--out", str(tmp_path / "p"), "--steps", "3"]) == 0
+    prior = tmp_path / "p" / "prior"
+    for name, extra in [("same", []), ("deeper", ["--res-blocks", "2"])]:
+        assert main(base + ["--out", str(tmp_path / name), "--steps", "5", "--init-from", str(prior), *extra]) == 0
+    logs = {name: [json.loads(line) for line in (tmp_path / name / "log.jsonl").read_text().splitlines()]
+            for name in ("same", "deeper")}
+    assert logs["same"][0]["step"] == logs["deeper"][0]["step"] == 3
+    for crop, loss in logs["same"][0]["heldout_loss_crops"].items():
+        assert logs["deeper"][0]["heldout_loss_crops"][crop] == pytest.approx(loss, rel=1e-5)
+    assert logs["deeper"][-1]["heldout_loss_crops"] != logs["deeper"][0]["heldout_loss_crops"]
+    grown = load_prior(tmp_path / "deeper" / "prior")
+    assert grown.unet.config.num_res_blocks == 2 and grown.meta.get("grown", {}).get("from_res_blocks") == 1
+    assert torch.load(tmp_path / "deeper" / "checkpoint.pt", weights_only=False)["opt_start"] == 3
+    capsys.readouterr()
+    for out, extra, message in [("other", ["--init-from", str(prior), "--res-blocks", "0"], "at least"),
+                                ("deeper", ["--resume", "--res-blocks", "2"], "resumed run")]:
+        assert main(base + ["--out", str(tmp_path / out), "--steps", "7", *extra]) != 0
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err

@@ -16,6 +16,9 @@ random re-crop around the CelebA crop: zoom log-uniform in [1 / (1 + scale), 1 +
 that share of the samples is re-cropped and the rest keep CelebA's crop, so a batch mixes the two. The held-out
 loss is measured on three fixed crops of the held-out images (``images.CROPS``: celeba, tight, loose), and the
 exported prior is the checkpoint with the best mean of the three.
+
+A warm start (``init_from``) continues a trained prior with a fresh optimiser, warmed up again; with
+``deepen_to`` it first grows the network (``unet.deepen``), so more capacity starts from what was learned.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from tqdm import tqdm
 from .images import CROPS, atomic_write_bytes, face_crop, image_stem_number, iter_image_source
 from .priors import save_prior
 from .schedule import VPSchedule
-from .unet import ADMConfig, ADMUNet
+from .unet import ADMConfig, ADMUNet, deepen
 
 # The bundled prior's architecture: 5.2M parameters, ~1.5 s per batch-32 step in bf16 on 2 cores,
 # ~26 ms per forward pass, so one 150-step HRDIS solve stays well under 10 s.
@@ -77,6 +80,7 @@ class TrainOptions:
     max_index: int | None = 9500  # CelebA files above this number are the held-out test faces
     resume: bool = False
     init_from: str | None = None  # a prior folder: continue from its (EMA) weights with a fresh optimiser
+    deepen_to: int | None = None  # with init_from: grow to this many residual blocks per level (unet.deepen)
     prediction: str | None = None  # "eps" or "v"; None keeps a resumed run's (new runs: "v")
     bf16: bool = True
     seed: int = 0
@@ -166,11 +170,13 @@ def _save_checkpoint(path: Path, state: dict) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def learning_rate(step: int, opts: TrainOptions) -> float:
-    """Linear warm-up over ``warmup`` steps, constant, then a cosine anneal to ``lr_min`` over the last
-    ``lr_decay_steps`` steps before ``steps``. Annealing before a stop lowers the loss more than the same
+def learning_rate(step: int, opts: TrainOptions, start: int = 0) -> float:
+    """Linear warm-up over ``warmup`` steps from ``start`` (where the optimiser began: 0, or the step of the
+    weights a warm start took), constant, then a cosine anneal to ``lr_min`` over the last ``lr_decay_steps``
+    steps before ``steps``. A fresh Adam's first updates are about lr per weight whatever the gradient's size,
+    which shakes trained weights at the full rate. Annealing before a stop lowers the loss more than the same
     steps at the full rate; a later ``--resume`` with a larger ``steps`` restarts at the full rate."""
-    lr = opts.lr * min(1.0, (step + 1) / opts.warmup)
+    lr = opts.lr * min(1.0, (step - start + 1) / opts.warmup)
     decay_start = opts.steps - opts.lr_decay_steps
     if opts.lr_decay_steps > 0 and step >= decay_start:
         lr_min = opts.lr / 20 if opts.lr_min is None else opts.lr_min
@@ -218,12 +224,15 @@ def train(opts: TrainOptions, config: ADMConfig | None = None, should_stop=None)
         prediction = opts.prediction or "v"
     if prediction not in ("eps", "v"):
         raise ValueError(f"--prediction must be eps or v, got {prediction!r}")
-    init_prior = None
+    init_prior = init_net = None
+    if opts.deepen_to is not None and not opts.init_from:
+        raise ValueError("deepening grows a trained network: give the prior to grow with --init-from")
     if opts.init_from:
         from .priors import load_prior
 
         init_prior = load_prior(opts.init_from)
-        config = init_prior.unet.config
+        init_net = init_prior.unet if opts.deepen_to is None else deepen(init_prior.unet, opts.deepen_to)
+        config = init_net.config
 
     # Each image is stored once as a wider square at 1.5x the resolution the crops need, and re-cropped per step.
     zoom_of_context = context_zoom(opts.augment_scale, opts.augment_shift)
@@ -239,19 +248,24 @@ def train(opts: TrainOptions, config: ADMConfig | None = None, should_stop=None)
     opt = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=0.0)
     step, seen, wall, best = 0, 0, 0.0, None
     gen = torch.Generator().manual_seed(opts.seed)
+    grown = None
     if init_prior is not None:
         # Without the optimiser state this is a warm start, not an exact resume: Adam's moments restart.
-        model.load_state_dict(init_prior.unet.state_dict())
-        ema.load_state_dict(init_prior.unet.state_dict())
+        model.load_state_dict(init_net.state_dict())
+        ema.load_state_dict(init_net.state_dict())
         step = int(init_prior.meta.get("trained_steps", 0))
+        if opts.deepen_to not in (None, init_prior.unet.config.num_res_blocks):
+            grown = {"from_res_blocks": init_prior.unet.config.num_res_blocks, "at_step": step}
         seen = int(init_prior.meta.get("images_seen", 0))
         wall = float(init_prior.meta.get("train_wall_seconds", 0))
+    opt_start = step
     if state is not None:
         model.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["opt"])
         step, seen, wall = state["step"], state["seen"], state["wall"]
         best = state.get("best_heldout_mean")
+        opt_start, grown = state.get("opt_start", 0), state.get("grown")
         gen.set_state(state["rng"])
         if prediction != state.get("prediction", "eps"):
             # The old average predicts the other target: restart the EMA from the current weights.
@@ -280,11 +294,12 @@ def train(opts: TrainOptions, config: ADMConfig | None = None, should_stop=None)
         _save_checkpoint(ckpt_path, {"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
                                      "step": step, "seen": seen, "wall": wall, "rng": gen.get_state(),
                                      "config": config.to_dict(), "prediction": prediction,
-                                     "best_heldout_mean": best})
+                                     "best_heldout_mean": best, "opt_start": opt_start, "grown": grown})
         if improved:
             meta = {"trained_steps": step, "images_seen": seen, "train_wall_seconds": round(wall),
                     "batch": opts.batch, "lr": opts.lr, "ema_decay": opts.ema_decay,
                     "parameters": sum(p.numel() for p in model.parameters()),
+                    **({"grown": grown} if grown else {}),
                     "heldout_loss": vl["celeba"], "heldout_loss_crops": vl,
                     "augment": {"scale": opts.augment_scale, "shift": opts.augment_shift,
                                 "fraction": opts.augment_fraction},
@@ -310,7 +325,7 @@ def train(opts: TrainOptions, config: ADMConfig | None = None, should_stop=None)
                                          opts.augment_shift, gen, opts.augment_fraction))
         flip = torch.rand(opts.batch, generator=gen) < 0.5
         x0 = torch.where(flip.view(-1, 1, 1, 1), x0.flip(-1), x0).to(device)
-        lr = learning_rate(step, opts)
+        lr = learning_rate(step, opts, opt_start)
         for g in opt.param_groups:
             g["lr"] = lr
         loss = diffusion_loss(model, x0, schedule, generator=gen, bf16=opts.bf16, prediction=prediction)

@@ -250,3 +250,58 @@ class ADMUNet(nn.Module):
         for block in self.output_blocks:
             h = block(torch.cat([h, skips.pop()], dim=1), emb)
         return self.out(h.to(x.dtype) if not torch.is_autocast_enabled() else h)
+
+
+def _block_roles(cfg: ADMConfig) -> tuple[list[tuple], list[tuple]]:
+    """What each of ``ADMUNet``'s input and output blocks is, in their order: ("conv",), ("res", level, j),
+    ("down", level) and ("up", level, i) (the i-th output block of a level; its last one resamples)."""
+    inputs = [("conv",)]
+    for level in range(len(cfg.channel_mult)):
+        inputs += [("res", level, j) for j in range(cfg.num_res_blocks)]
+        if level != len(cfg.channel_mult) - 1:
+            inputs.append(("down", level))
+    outputs = [("up", level, i) for level in reversed(range(len(cfg.channel_mult)))
+               for i in range(cfg.num_res_blocks + 1)]
+    return inputs, outputs
+
+
+def deepen(model: ADMUNet, num_res_blocks: int) -> ADMUNet:
+    """The same network with ``num_res_blocks`` residual blocks per level, computing the same function.
+
+    Growing a trained prior keeps what it learned and adds capacity to train further, where a new, deeper
+    network would start from nothing. Each new block starts as the identity: guided-diffusion zero-initialises
+    the last conv of a residual branch and an attention block's output, and a new decoder block, which also
+    receives one more skip connection, gets a 1x1 shortcut that passes its input through and ignores that skip.
+    The new encoder blocks sit after a level's trained ones, and the new decoder blocks right after the level's
+    first one (which changes the width, so it cannot follow an identity), so every trained decoder block
+    receives, as its skip, the value it was trained with.
+    """
+    old_cfg = model.config
+    if num_res_blocks < old_cfg.num_res_blocks:
+        raise ValueError(f"deepening needs at least the network's {old_cfg.num_res_blocks} residual blocks per "
+                         f"level, got {num_res_blocks}")
+    new_cfg = ADMConfig(**{**old_cfg.to_dict(), "num_res_blocks": num_res_blocks})
+    new = ADMUNet(new_cfg).to(next(model.parameters()).device)
+    added = num_res_blocks - old_cfg.num_res_blocks
+    old_in, old_out = _block_roles(old_cfg)
+    new_in, new_out = _block_roles(new_cfg)
+
+    def out_role(role):
+        _, level, i = role
+        return ("up", level, i if i == 0 else i + added)
+
+    for old_blocks, new_blocks, roles, new_roles, place in (
+            (model.input_blocks, new.input_blocks, old_in, new_in, lambda r: r),
+            (model.output_blocks, new.output_blocks, old_out, new_out, out_role)):
+        for role, block in zip(roles, old_blocks):
+            new_blocks[new_roles.index(place(role))].load_state_dict(block.state_dict())
+    for role, block in zip(new_out, new.output_blocks):
+        if 1 <= role[2] <= added:
+            skip = block[0].skip_connection  # (ch + skip channels) -> ch: keep the first ch, drop the skip
+            with torch.no_grad():
+                skip.weight.zero_()
+                skip.bias.zero_()
+                skip.weight[:, :skip.out_channels, 0, 0] = torch.eye(skip.out_channels)
+    for name in ("time_embed", "middle_block", "out"):
+        getattr(new, name).load_state_dict(getattr(model, name).state_dict())
+    return new

@@ -29,7 +29,8 @@ def add_parser(sub) -> None:
     t.add_argument("--no-bf16", action="store_true", help="train in float32")
     t.add_argument("--device", default="cpu", help="where the network trains: cpu (default), cuda, cuda:1, ...")
     t.add_argument("--channels", type=int, help="new runs: first-level width (default 32, a multiple of 32)")
-    t.add_argument("--res-blocks", type=int, help="new runs: residual blocks per level (default 1)")
+    t.add_argument("--res-blocks", type=int, help="new runs: residual blocks per level (default 1); with "
+                   "--init-from: grow the prior to this many, each new block starting as the identity")
     t.add_argument("--channel-mult", help="new runs: width multiplier per level, comma-separated (default 1,2,4,4)")
     t.add_argument("--prediction", choices=["v", "eps"],
                    help="network target (new runs: v); given with --resume it switches a run (fine-tuning)")
@@ -41,15 +42,19 @@ def run(args) -> None:
 
     from ..training import TrainOptions, model_config, train
 
-    shape = {"channels": args.channels, "res_blocks": args.res_blocks, "channel_mult": args.channel_mult}
-    if any(v is not None for v in shape.values()) and (args.resume or args.init_from):
-        raise ValueError("--channels, --res-blocks and --channel-mult shape a new network; a resumed or "
-                         "warm-started run keeps its own: drop them or drop --resume / --init-from")
+    widths = {"channels": args.channels, "channel_mult": args.channel_mult}
+    if any(v is not None for v in widths.values()) and (args.resume or args.init_from):
+        raise ValueError("--channels and --channel-mult shape a new network; a resumed or warm-started run keeps "
+                         "its own: drop them or drop --resume / --init-from")
+    if args.res_blocks is not None and args.resume:
+        raise ValueError("--res-blocks shapes a new network or grows the --init-from prior; a resumed run keeps "
+                         "its own: drop --res-blocks")
+    deepen_to = args.res_blocks if args.init_from else None
     try:
         mult = None if args.channel_mult is None else [int(m) for m in args.channel_mult.split(",")]
     except ValueError:
         raise ValueError(f"--channel-mult takes integers separated by commas (e.g. 1,2,4,8), got {args.channel_mult!r}") from None
-    config = model_config(args.channels, args.res_blocks, mult)
+    config = model_config(args.channels, None if args.init_from else args.res_blocks, mult)
     # SIGTERM (a scheduler's stop) or Ctrl-C: finish the step, write a checkpoint, stop.
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -59,6 +64,7 @@ def run(args) -> None:
         lr_decay_steps=args.lr_decay_steps, lr_min=args.lr_min,
         max_minutes=args.max_minutes, checkpoint_minutes=args.checkpoint_minutes,
         max_index=None if args.max_index < 0 else args.max_index, resume=args.resume, init_from=args.init_from,
+        deepen_to=deepen_to,
         bf16=not args.no_bf16, prediction=args.prediction, augment_scale=args.augment_scale,
         augment_shift=args.augment_shift, augment_fraction=args.augment_fraction, device=args.device),
         config=config, should_stop=stop.is_set)
