@@ -7,7 +7,8 @@
 #   nonlinear  DAPS at its CPU preset (daps-light, 100 NFE) on the nonlinear suite, N faces; DAPS-1K on N_1K
 #   cost       quality against network evaluations on inpaint-ff20 and sr4, first N_COST faces: every method's
 #              steps swept around its preset (the presets' own rows come from scripts/eval_perceptual.sh), then
-#              python scripts/quality_vs_cost.py draws docs/bench/cost-quality${SUFFIX:-}/quality_vs_nfe.png
+#              python scripts/quality_vs_cost.py draws docs/bench/cost-quality${SUFFIX:-}/quality_vs_nfe.png;
+#              COST_TASKS=cs25 COST_OUT=docs/bench/cost-quality-cs25 sweeps other linear-suite tasks into their own folder
 #   cost-nonlinear  the same for the nonlinear suite (HRDIS at N 100 and 1000 on HDR and the nonlinear blur, 16 faces; the
 #              other points are rows of the nonlinear suite and the parts above), in docs/bench/cost-quality-nonlinear
 #   dps-pr     DPS on phase retrieval (4 restarts x 1000 NFE with backprop: about 6 min a face here), N_DPS faces
@@ -29,15 +30,16 @@ for part in ${PARTS:-noisy cost nonlinear cost-nonlinear dps-pr tune}; do
     bench --suite nonlinear --methods daps-light --num-images "$n" "${common[@]}" --out docs/bench/peers-nonlinear${SUFFIX:-}
     bench --suite nonlinear --methods daps --num-images "$n_1k" "${common[@]}" --out docs/bench/peers-nonlinear-1k${SUFFIX:-} ;;
   cost)
-    out=docs/bench/cost-quality${SUFFIX:-}
+    out=${COST_OUT:-docs/bench/cost-quality${SUFFIX:-}}
+    tasks=${COST_TASKS:-inpaint-ff20,sr4}
     for sweep in "hrdis 30,300,1000" "reddiff 100,300" "dps 100,300" "ddrm 20,50" "diffpir 20,50,100"; do
       set -- $sweep
-      sharded ablate --param steps --values "$2" --method "$1" --tasks inpaint-ff20,sr4 --num-images "$n_cost" \
+      sharded ablate --param steps --values "$2" --method "$1" --tasks "$tasks" --num-images "$n_cost" \
           --no-plots "${common[@]}" --out "$out/$1"
     done
-    bench --tasks inpaint-ff20,sr4 --methods daps-light,daps --num-images "$n_cost" "${common[@]}" --out "$out/daps"
+    bench --tasks "$tasks" --methods daps-light,daps --num-images "$n_cost" "${common[@]}" --out "$out/daps"
     python3 scripts/quality_vs_cost.py docs/bench/perceptual-linear${SUFFIX:-} docs/bench/perceptual-1000nfe${SUFFIX:-} "$out"/*/ \
-        --tasks inpaint-ff20,sr4 --out "$out" ;;
+        --tasks "$tasks" --out "$out" ;;
   cost-nonlinear)
     # the presets' rows come from the nonlinear suite, RED-diff's steps ablation and the runs above; HRDIS adds N 100, 1000
     out=docs/bench/cost-quality-nonlinear${SUFFIX:-}
