@@ -11,10 +11,15 @@
 #              COST_TASKS=cs25 COST_OUT=docs/bench/cost-quality-cs25 sweeps other linear-suite tasks into their own folder
 #   cost-nonlinear  the same for the nonlinear suite (HRDIS at N 100 and 1000 on HDR and the nonlinear blur, 16 faces; the
 #              other points are rows of the nonlinear suite and the parts above), in docs/bench/cost-quality-nonlinear
+#   cost-noisy the same for the noisy suite's four columns, first N_COST faces (the suite's presets' rows come from
+#              scripts/eval_suite.sh noisy and the noisy part above; RED-diff, DPS and DAPS run their presets here),
+#              in docs/bench/cost-quality-noisy
+#   cost-pr    phase retrieval's steps (every run keeps its restarts), first N_COST faces, and HRDIS at N 1000 on N faces,
+#              in docs/bench/cost-quality-pr
 #   dps-pr     DPS on phase retrieval (4 restarts x 1000 NFE with backprop: about 6 min a face here), N_DPS faces
 #   tune       settings the papers give none of or give for 256 px, on 8 tuning faces (009501-): DiffPIR's lambda and
 #              zeta on CS 25%; DAPS-light's Langevin lr (and steps) on HDR and lr on the nonlinear blur (one folder per setting)
-# Usage: [PROCS=2] [SUFFIX=-NAME] [PARTS="noisy cost nonlinear cost-nonlinear dps-pr tune"] bash scripts/eval_new_peers.sh [N=32] [N_1K=16] [N_COST=8] [N_DPS=4]
+# Usage: [PROCS=2] [SUFFIX=-NAME] [PARTS="noisy cost nonlinear cost-nonlinear cost-noisy cost-pr dps-pr tune"] bash scripts/eval_new_peers.sh [N=32] [N_1K=16] [N_COST=8] [N_DPS=4]
 # SUFFIX is appended to every output folder: a folder holds one prior's rows (bench refuses another's),
 # so a run after the bundled prior changes needs its own folders (e.g. SUFFIX=-STEPS, the prior's training steps).
 set -euo pipefail
@@ -23,6 +28,15 @@ source scripts/_bench.sh
 n=${1:-32}; n_1k=${2:-16}; n_cost=${3:-8}; n_dps=${4:-4}
 faces=../shared/data/celeba-10k.tar
 common=(--images $faces --first 9901 --figures 0 --precision "$PRECISION")
+# sweep_steps OUT TASKS "METHOD STEPS,..." ...: one steps ablation per method on the first N_COST faces, in OUT/METHOD
+sweep_steps() {
+  local out=$1 tasks=$2; shift 2
+  for sweep in "$@"; do
+    set -- $sweep
+    sharded ablate --param steps --values "$2" --method "$1" --tasks "$tasks" --num-images "$n_cost" \
+        --no-plots "${common[@]}" --out "$out/$1"
+  done
+}
 for part in ${PARTS:-noisy cost nonlinear cost-nonlinear dps-pr tune}; do
   case $part in
   noisy) bench --suite noisy --methods diffpir,ddnm-plus --num-images "$n" "${common[@]}" --out docs/bench/peers-noisy${SUFFIX:-} ;;
@@ -32,11 +46,7 @@ for part in ${PARTS:-noisy cost nonlinear cost-nonlinear dps-pr tune}; do
   cost)
     out=${COST_OUT:-docs/bench/cost-quality${SUFFIX:-}}
     tasks=${COST_TASKS:-inpaint-ff20,sr4}
-    for sweep in "hrdis 30,300,1000" "reddiff 100,300" "dps 100,300" "ddrm 20,50" "diffpir 20,50,100"; do
-      set -- $sweep
-      sharded ablate --param steps --values "$2" --method "$1" --tasks "$tasks" --num-images "$n_cost" \
-          --no-plots "${common[@]}" --out "$out/$1"
-    done
+    sweep_steps "$out" "$tasks" "hrdis 30,300,1000" "reddiff 100,300" "dps 100,300" "ddrm 20,50" "diffpir 20,50,100"
     bench --tasks "$tasks" --methods daps-light,daps --num-images "$n_cost" "${common[@]}" --out "$out/daps"
     python3 scripts/quality_vs_cost.py docs/bench/perceptual-linear${SUFFIX:-} docs/bench/perceptual-1000nfe${SUFFIX:-} "$out"/*/ \
         --tasks "$tasks" --out "$out" ;;
@@ -48,6 +58,22 @@ for part in ${PARTS:-noisy cost nonlinear cost-nonlinear dps-pr tune}; do
     python3 scripts/quality_vs_cost.py docs/bench/nonlinear-suite${SUFFIX:-} docs/bench/nonlinear-suite-reddiff-steps${SUFFIX:-} \
         docs/bench/perceptual-phase-retrieval${SUFFIX:-} docs/bench/peers-nonlinear${SUFFIX:-} docs/bench/peers-nonlinear-1k${SUFFIX:-} \
         "$out/hrdis" --tasks phase-retrieval,hdr,deblur-nonlinear --out "$out" ;;
+  cost-noisy)
+    out=docs/bench/cost-quality-noisy${SUFFIX:-}
+    tasks=inpaint-ff20@gaussian:0.05,inpaint-ff20@gaussian:0.1,inpaint-ff20@poisson:1.0,inpaint-ff20@speckle:0.1
+    sweep_steps "$out" "$tasks" "hrdis 30,300,1000" "ddrm 20,50" "pigdm 20,50" "diffpir 50,100" "ddnm-plus 20,50"
+    # the issue's other methods at their presets (the noisy suite's folders hold HRDIS, DDRM, PiGDM, DiffPIR, DDNM+)
+    bench --suite noisy --methods reddiff,dps,daps-light,daps --num-images "$n_cost" "${common[@]}" --out "$out/presets"
+    python3 scripts/quality_vs_cost.py docs/bench/noisy${SUFFIX:-} docs/bench/peers-noisy${SUFFIX:-} "$out"/*/ \
+        --tasks "$tasks" --out "$out" ;;
+  cost-pr)
+    out=docs/bench/cost-quality-pr${SUFFIX:-}
+    sweep_steps "$out" phase-retrieval "hrdis 100,1000" "reddiff 100,300" "dps 100,300"
+    # HRDIS at N 1000 spends DAPS-1K's 4,048 evaluations: on N faces, to pair with DAPS-1K's rows
+    sharded ablate --param steps --values 1000 --method hrdis --tasks phase-retrieval --num-images "$n" \
+        --no-plots "${common[@]}" --out "$out/hrdis"
+    python3 scripts/quality_vs_cost.py docs/bench/perceptual-phase-retrieval${SUFFIX:-} docs/bench/peers-nonlinear${SUFFIX:-} \
+        docs/bench/peers-nonlinear-1k${SUFFIX:-} "$out"/*/ --tasks phase-retrieval --out "$out" ;;
   dps-pr) bench --tasks phase-retrieval --methods dps --num-images "$n_dps" "${common[@]}" --out docs/bench/peers-nonlinear-dps${SUFFIX:-} ;;
   tune)
     tuning=(--images $faces --first 9501 --num-images 8 --figures 0 --precision "$PRECISION")

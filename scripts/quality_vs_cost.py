@@ -21,6 +21,8 @@ from hrdis.experiments.bench import all_rows, is_error
 from hrdis.experiments.tables import LOWER_IS_BETTER
 
 FAMILY = {"daps-light": "daps", "daps-4k": "daps"}  # presets of one method at other budgets
+# one colour per method in every figure, so that plots of different tasks read alike
+COLOUR_ORDER = ("hrdis", "reddiff", "dps", "daps", "diffpir", "ddrm", "ddnm", "ddnm-plus", "pigdm", "tv")
 
 
 def points(folders: list[str], metric: str, tasks: list[str] | None) -> dict[str, dict[tuple[str, str], dict]]:
@@ -90,8 +92,8 @@ def main(argv=None) -> None:
         print("matplotlib is not installed: wrote the table only")
         return
     fig, axes = plt.subplots(1, len(summaries), figsize=(5.5 * len(summaries), 4.5), squeeze=False)
-    families = sorted({p["family"] for summary, _ in summaries.values() for p in summary})
-    colours = {f: plt.get_cmap("tab10")(i % 10) for i, f in enumerate(families)}  # one colour per method
+    others = sorted({p["family"] for summary, _ in summaries.values() for p in summary} - set(COLOUR_ORDER))
+    colours = {f: plt.get_cmap("tab10")(i % 10) for i, f in enumerate(COLOUR_ORDER + tuple(others))}
     for ax, (task, (summary, n)) in zip(axes[0], summaries.items()):
         for family in sorted({p["family"] for p in summary}):
             pts = sorted((p for p in summary if p["family"] == family), key=lambda p: p["nfe"])
