@@ -62,7 +62,7 @@ for part in ${PARTS:-noisy cost nonlinear cost-nonlinear dps-pr tune}; do
     out=docs/bench/cost-quality-noisy${SUFFIX:-}
     tasks=inpaint-ff20@gaussian:0.05,inpaint-ff20@gaussian:0.1,inpaint-ff20@poisson:1.0,inpaint-ff20@speckle:0.1
     sweep_steps "$out" "$tasks" "hrdis 30,300,1000" "ddrm 20,50" "pigdm 20,50" "diffpir 50,100" "ddnm-plus 20,50"
-    # the issue's other methods at their presets (the noisy suite's folders hold HRDIS, DDRM, PiGDM, DiffPIR, DDNM+)
+    # the other plots' methods at their presets (the noisy suite's folders hold HRDIS, DDRM, PiGDM, DiffPIR, DDNM+)
     bench --suite noisy --methods reddiff,dps,daps-light,daps --num-images "$n_cost" "${common[@]}" --out "$out/presets"
     python3 scripts/quality_vs_cost.py docs/bench/noisy${SUFFIX:-} docs/bench/peers-noisy${SUFFIX:-} "$out"/*/ \
         --tasks "$tasks" --out "$out" ;;
