@@ -68,10 +68,11 @@ for part in ${PARTS:-noisy cost nonlinear cost-nonlinear dps-pr tune}; do
         --tasks "$tasks" --out "$out" ;;
   cost-pr)
     out=docs/bench/cost-quality-pr${SUFFIX:-}
-    sweep_steps "$out" phase-retrieval "hrdis 100,1000" "reddiff 100,300" "dps 100,300"
-    # HRDIS at N 1000 spends DAPS-1K's 4,048 evaluations: on N faces, to pair with DAPS-1K's rows
+    # HRDIS at N 1000 spends DAPS-1K's 4,048 evaluations: on N faces, to pair with DAPS-1K's rows (first, so that the
+    # sweep's call rewrites the folder's tables for every step count)
     sharded ablate --param steps --values 1000 --method hrdis --tasks phase-retrieval --num-images "$n" \
         --no-plots "${common[@]}" --out "$out/hrdis"
+    sweep_steps "$out" phase-retrieval "hrdis 100,1000" "reddiff 100,300" "dps 100,300"
     python3 scripts/quality_vs_cost.py docs/bench/perceptual-phase-retrieval${SUFFIX:-} docs/bench/peers-nonlinear${SUFFIX:-} \
         docs/bench/peers-nonlinear-1k${SUFFIX:-} "$out"/*/ --tasks phase-retrieval --out "$out" ;;
   dps-pr) bench --tasks phase-retrieval --methods dps --num-images "$n_dps" "${common[@]}" --out docs/bench/peers-nonlinear-dps${SUFFIX:-} ;;
