@@ -60,7 +60,7 @@ for part in ${PARTS:-noisy cost nonlinear cost-nonlinear dps-pr tune}; do
         "$out/hrdis" --tasks phase-retrieval,hdr,deblur-nonlinear --out "$out" ;;
   cost-noisy)
     out=docs/bench/cost-quality-noisy${SUFFIX:-}
-    tasks=inpaint-ff20@gaussian:0.05,inpaint-ff20@gaussian:0.1,inpaint-ff20@poisson:1.0,inpaint-ff20@speckle:0.1
+    tasks=$(python3 -c 'from hrdis.experiments.bench import SUITES; print(",".join(SUITES["noisy"][1]))')
     sweep_steps "$out" "$tasks" "hrdis 30,300,1000" "ddrm 20,50" "pigdm 20,50" "diffpir 50,100" "ddnm-plus 20,50"
     # the other plots' methods at their presets (the noisy suite's folders hold HRDIS, DDRM, PiGDM, DiffPIR, DDNM+)
     bench --suite noisy --methods reddiff,dps,daps-light,daps --num-images "$n_cost" "${common[@]}" --out "$out/presets"
